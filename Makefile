@@ -1,0 +1,41 @@
+# crm-erp-sync — `make help` lists the targets.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+CLI    := $(BIN)/crm-erp-sync
+
+.PHONY: help run test lint format down status venv
+
+help:            ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+venv: $(BIN)/.installed  ## create .venv and install the service with its dev tools
+
+run: venv        ## the main job: local Kafka + registry up, topics and schemas applied, worker in the foreground
+	$(CLI) platform up
+	$(CLI) topics apply
+	$(CLI) schemas register
+	$(CLI) worker
+
+test: venv       ## the whole suite (brings the local platform up if it is not, and down again if it did)
+	$(BIN)/pytest
+
+lint: venv       ## ruff lint and format check
+	$(BIN)/ruff check app tests
+	$(BIN)/ruff format --check app tests
+
+format: venv     ## ruff format + autofix
+	$(BIN)/ruff format app tests
+	$(BIN)/ruff check --fix app tests
+
+status: venv     ## what of the local platform is running
+	$(CLI) platform status
+
+down: venv       ## stop the local platform (exactly the processes `platform up` started)
+	$(CLI) platform down

@@ -1,0 +1,73 @@
+"""The topic catalog in ``topics/``: one TOML file per domain, validated into typed entries.
+
+Names in the catalog are the public names; ``Settings.topic_prefix`` is prepended at run time so
+tests (and tenants sharing a cluster) get their own topics and subjects.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.settings import REPO_ROOT
+
+TOPICS_DIR = REPO_ROOT / "topics"
+Compatibility = Literal[
+    "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE", "NONE"
+]
+
+
+class TopicSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    description: str
+    partitions: int = Field(gt=0)
+    replication: int = Field(gt=0)
+    cleanup_policy: Literal["delete", "compact", "compact,delete"]
+    retention_ms: int | None = None
+    key: str = Field(description="what the message key is: all topics of one lifecycle share one key")
+    key_contract: str | None = None
+    value_contract: str | None = None
+    compatibility: Compatibility = "BACKWARD_TRANSITIVE"
+    classification: Literal["public", "internal", "confidential", "restricted"]
+    personal_data: tuple[str, ...] = ()
+    config: dict[str, str] = Field(default_factory=dict)
+    domain: str = ""
+    owner: str = ""
+
+    def broker_config(self) -> dict[str, str]:
+        """The topic-level configs the catalog pins (others stay at broker defaults)."""
+        wanted = {"cleanup.policy": self.cleanup_policy, **self.config}
+        if self.retention_ms is not None:
+            wanted["retention.ms"] = str(self.retention_ms)
+        return wanted
+
+
+def load(directory: Path = TOPICS_DIR) -> list[TopicSpec]:
+    specs: list[TopicSpec] = []
+    for path in sorted(directory.glob("*.toml")):
+        doc = tomllib.loads(path.read_text())
+        for entry in doc.get("topic", []):
+            specs.append(TopicSpec(domain=doc["domain"], owner=doc["owner"], **entry))
+    names = [s.name for s in specs]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        raise ValueError(f"topics declared twice in {directory}: {sorted(dupes)}")
+    return specs
+
+
+@lru_cache(maxsize=1)
+def default_catalog() -> tuple[TopicSpec, ...]:
+    return tuple(load())
+
+
+def spec(name: str) -> TopicSpec:
+    for s in default_catalog():
+        if s.name == name:
+            return s
+    raise KeyError(f"{name} is not in the topic catalog")

@@ -1,0 +1,45 @@
+"""The one Faust app, configured from settings, and the worker entry point."""
+
+from __future__ import annotations
+
+import importlib
+
+import faust
+
+from app.settings import get_settings
+
+settings = get_settings()
+
+app = faust.App(
+    settings.app_id,
+    broker=f"kafka://{settings.kafka_bootstrap}",
+    store="rocksdb://",
+    datadir=str(settings.data_dir),
+    origin="app",
+    autodiscover=False,
+    topic_partitions=settings.topic_partitions,
+    topic_replication_factor=1,
+    table_standby_replicas=0,
+    web_bind=settings.web_host,
+    web_host=settings.web_host,
+    web_port=settings.web_port,
+    web_in_thread=False,
+    web_tables_enabled=False,
+    consumer_auto_offset_reset="earliest",
+    broker_session_timeout=settings.session_timeout_s,
+    broker_heartbeat_interval=settings.session_timeout_s / 4,
+    producer_acks=-1,
+    producer_linger_ms=5,
+)
+
+
+def run_worker(loglevel: str = "info", web: bool = True) -> int:
+    """Run the worker in the foreground until SIGTERM/SIGINT."""
+    for module in ("app.agents", "app.ops.web"):  # they register agents and pages on the app
+        importlib.import_module(module)
+
+    worker = faust.Worker(app, loglevel=loglevel, override_logging=True)
+    if not web:
+        app.conf.web_enabled = False
+    worker.execute_from_commandline()
+    return 0

@@ -1,0 +1,1 @@
+"""Operator-facing jobs: catalog apply/check, schema governance, and later replay, reconcile, trace."""

@@ -1,0 +1,251 @@
+"""``crm-erp-sync platform up|down|status|logs``: the embedded Kafka broker and Apicurio Registry.
+
+Everything that shapes the platform is in ``local-platform/`` (server.properties, log4j2.yaml,
+pom.xml); this module renders it with the configured ports and runs it. Downloads, data, logs
+and pid files live under ``settings.platform_dir`` (git-ignored) and are reused across runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+import httpx
+
+from app.platform import fetch
+from app.platform.errors import PlatformError
+from app.platform.java import find_java
+from app.platform.processes import Tracked
+from app.settings import Settings
+
+KAFKA_READY_S = 90
+REGISTRY_READY_S = 240
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the platform keeps its files."""
+
+    settings: Settings
+
+    @property
+    def root(self) -> Path:
+        return self.settings.platform_dir
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.root / "kafka"
+
+    @property
+    def registry_dir(self) -> Path:
+        return self.root / "registry"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def kafka(self) -> Tracked:
+        return Tracked("kafka", self.root / "kafka.pid", str(self.kafka_dir / "server.properties"))
+
+    @property
+    def registry(self) -> Tracked:
+        return Tracked("registry", self.root / "registry.pid", f"-Dquarkus.http.port={self.settings.registry_port}")
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def kafka_answers(bootstrap: str, timeout: float = 3.0) -> bool:
+    """True when a broker answers a metadata request."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, "socket.timeout.ms": 2000})
+    try:
+        admin.list_topics(timeout=timeout)
+    except Exception:
+        return False
+    return True
+
+
+def registry_answers(url: str, timeout: float = 3.0) -> bool:
+    try:
+        return httpx.get(f"{url.rstrip('/')}/subjects", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait(what: str, probe, proc: Tracked, seconds: float, log: Path) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if probe():
+            return
+        if proc.exited_early():
+            raise PlatformError(f"{what} exited during start-up; last lines of {log}:\n{_tail(log)}")
+        time.sleep(0.5)
+    raise PlatformError(f"{what} did not answer within {seconds:.0f}s; see {log}:\n{_tail(log)}")
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _start_kafka(s: Settings, lay: Layout, say) -> None:
+    bootstrap = f"127.0.0.1:{s.kafka_port}"
+    if lay.kafka.pid() is not None:
+        say(f"kafka     already running (pid {lay.kafka.pid()})")
+    else:
+        if _port_open(s.kafka_port):
+            raise PlatformError(f"port {s.kafka_port} is taken by a process we did not start; set CRM_ERP_KAFKA_PORT")
+        libs = fetch.kafka_libs(lay.cache, s.platform_config_dir / "pom.xml")
+        java = find_java(17)
+        data = lay.kafka_dir / "data"
+        props = lay.kafka_dir / "server.properties"
+        lay.kafka_dir.mkdir(parents=True, exist_ok=True)
+        template = Template((s.platform_config_dir / "server.properties").read_text())
+        props.write_text(template.substitute(kafka_port=s.kafka_port, controller_port=s.controller_port, data_dir=data))
+        cluster_file = lay.kafka_dir / "cluster-id"
+        if not cluster_file.exists():
+            cluster_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+        log_opts = [
+            f"-Dkafka.logs.dir={lay.logs / 'kafka'}",
+            f"-Dlog4j2.configurationFile={s.platform_config_dir / 'log4j2.yaml'}",
+        ]
+        classpath = ["-cp", f"{libs}/*"]
+        fmt = subprocess.run(
+            [
+                java,
+                *log_opts,
+                *classpath,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                cluster_file.read_text().strip(),
+                "-c",
+                str(props),
+                "--ignore-formatted",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if fmt.returncode != 0:
+            raise PlatformError(f"formatting the KRaft log dir failed:\n{fmt.stdout}{fmt.stderr}")
+        heap = s.kafka_heap
+        pid = lay.kafka.start(
+            [
+                java,
+                f"-Xms{heap}",
+                f"-Xmx{heap}",
+                "-XX:+UseG1GC",
+                "-Djava.awt.headless=true",
+                *log_opts,
+                *classpath,
+                "kafka.Kafka",
+                str(props),
+            ],
+            lay.logs / "kafka.out",
+            lay.kafka_dir,
+        )
+        say(f"kafka     started (pid {pid}), waiting for it to answer…")
+    _wait("kafka", lambda: kafka_answers(bootstrap), lay.kafka, KAFKA_READY_S, lay.logs / "kafka" / "server.log")
+
+
+def _start_registry(s: Settings, lay: Layout, say) -> None:
+    url = f"http://127.0.0.1:{s.registry_port}/apis/ccompat/v7"
+    if lay.registry.pid() is not None:
+        say(f"registry  already running (pid {lay.registry.pid()})")
+    else:
+        if _port_open(s.registry_port):
+            raise PlatformError(
+                f"port {s.registry_port} is taken by a process we did not start; set CRM_ERP_REGISTRY_PORT"
+            )
+        home = fetch.registry_home(lay.cache, s.platform_config_dir / "pom.xml")
+        java = find_java(21, s.registry_java)
+        storage: list[str] = []
+        if s.registry_storage == "kafkasql":
+            storage = [
+                "-Dapicurio.storage.kind=kafkasql",
+                f"-Dapicurio.kafkasql.bootstrap.servers=127.0.0.1:{s.kafka_port}",
+            ]
+        elif s.registry_storage != "mem":
+            raise PlatformError(f"CRM_ERP_REGISTRY_STORAGE must be kafkasql or mem, not {s.registry_storage!r}")
+        pid = lay.registry.start(
+            [
+                java,
+                f"-Xmx{s.registry_heap}",
+                "-XX:+UseSerialGC",
+                "-XX:TieredStopAtLevel=1",
+                f"-XX:SharedArchiveFile={lay.cache / 'registry-cds.jsa'}",
+                "-XX:+AutoCreateSharedArchive",
+                "-Dquarkus.http.host=127.0.0.1",
+                f"-Dquarkus.http.port={s.registry_port}",
+                "-Dquarkus.management.host=127.0.0.1",
+                f"-Dquarkus.management.port={s.registry_management_port}",
+                "-Dapicurio.ccompat.use-canonical-hash=true",
+                # one INFO line per request would dominate the log under test load
+                "-Dquarkus.http.access-log.enabled=false",
+                '-Dquarkus.log.category."io.apicurio.registry.logging.audit".level=WARN',
+                *storage,
+                "-jar",
+                str(home / "quarkus-run.jar"),
+            ],
+            lay.logs / "registry.log",
+            lay.registry_dir,
+        )
+        say(f"registry  started (pid {pid}), waiting for it to answer…")
+    _wait("registry", lambda: registry_answers(url), lay.registry, REGISTRY_READY_S, lay.logs / "registry.log")
+
+
+def up(s: Settings, say=print) -> None:
+    """Start what is not running and wait until both answer; a no-op when the platform is up."""
+    lay = Layout(s)
+    lay.cache.mkdir(parents=True, exist_ok=True)
+    _start_kafka(s, lay, say)
+    _start_registry(s, lay, say)
+    say(f"kafka     127.0.0.1:{s.kafka_port}")
+    say(f"registry  http://127.0.0.1:{s.registry_port}/apis/ccompat/v7  (storage: {s.registry_storage})")
+
+
+def down(s: Settings, say=print) -> None:
+    """Stop exactly the processes ``up`` started (registry first: it is a client of the broker)."""
+    lay = Layout(s)
+    for proc in (lay.registry, lay.kafka):
+        say(f"{proc.name:<9} {'stopped' if proc.stop() else 'was not running'}")
+
+
+def status(s: Settings, say=print) -> bool:
+    """Print each component's state; True when both answer."""
+    lay = Layout(s)
+    k_ok = kafka_answers(f"127.0.0.1:{s.kafka_port}", timeout=2)
+    r_ok = registry_answers(f"http://127.0.0.1:{s.registry_port}/apis/ccompat/v7", timeout=2)
+    for proc, ok, addr in (
+        (lay.kafka, k_ok, f"127.0.0.1:{s.kafka_port}"),
+        (lay.registry, r_ok, f"http://127.0.0.1:{s.registry_port}/apis/ccompat/v7"),
+    ):
+        pid = proc.pid()
+        owner = f"pid {pid}" if pid else "not started by us"
+        say(f"{proc.name:<9} {'up' if ok else 'down':<5} {addr}  ({owner})")
+    return k_ok and r_ok
+
+
+def logs(s: Settings, say=print) -> None:
+    lay = Layout(s)
+    for path in (lay.logs / "kafka" / "server.log", lay.logs / "kafka.out", lay.logs / "registry.log"):
+        say(f"{path}{'' if path.exists() else '  (not yet written)'}")

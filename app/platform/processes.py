@@ -1,0 +1,84 @@
+"""Start and stop the platform's JVMs, tracked by pid files so ``down`` stops exactly what ``up`` started."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """A process we started: its pid file and a marker that must appear in its command line."""
+
+    name: str
+    pid_file: Path
+    marker: str
+
+    def _recorded(self) -> int | None:
+        try:
+            return int(json.loads(self.pid_file.read_text())["pid"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    @staticmethod
+    def _running(pid: int) -> bool:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state != "Z"
+
+    def pid(self) -> int | None:
+        """The pid if the recorded process is still ours and alive (a reused pid is not ours)."""
+        pid = self._recorded()
+        if pid is None or not self._running(pid):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            return None
+        return pid if self.marker in cmdline else None
+
+    def start(self, cmd: list[str], log: Path, cwd: Path) -> int:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        cwd.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            proc = subprocess.Popen(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=cwd,
+                start_new_session=True,
+            )
+        self.pid_file.parent.mkdir(parents=True, exist_ok=True)
+        self.pid_file.write_text(json.dumps({"pid": proc.pid, "cmd": cmd, "started": time.time()}))
+        return proc.pid
+
+    def exited_early(self) -> bool:
+        """True when the process we just started is gone (checked without the marker: right after
+        the fork the command line is still Python's)."""
+        pid = self._recorded()
+        return pid is not None and not self._running(pid)
+
+    def stop(self, grace_s: float = 30.0) -> bool:
+        """SIGTERM, then SIGKILL after ``grace_s``; True if a process of ours was stopped."""
+        pid = self.pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and self.pid() is not None:
+            time.sleep(0.2)
+        if self.pid() is not None:
+            os.kill(pid, signal.SIGKILL)
+            while self.pid() is not None:
+                time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return True

@@ -1,0 +1,1 @@
+"""Confluent wire format, schema-registry lookups and Avro encoding/decoding."""

@@ -1,0 +1,55 @@
+"""Session fixtures: the real platform (brought up if needed, taken down if we started it)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from app.settings import Settings
+from tests.support.kafka import Sandbox, WorkerProcess
+
+
+@pytest.fixture(scope="session")
+def platform() -> Settings:
+    """The Kafka broker and registry the integration tests use.
+
+    ``CRM_ERP_KAFKA_BOOTSTRAP`` / ``CRM_ERP_REGISTRY_URL`` point at an external platform; otherwise
+    the embedded local platform is started (and stopped again at the end if this session started it).
+    A platform that cannot be reached is a failure, never a skip.
+    """
+    from app.platform import local
+
+    settings = Settings()
+    external = "CRM_ERP_KAFKA_BOOTSTRAP" in os.environ
+    started = False
+    if not external and not (
+        local.kafka_answers(settings.kafka_bootstrap) and local.registry_answers(settings.registry_url)
+    ):
+        local.up(settings)
+        started = True
+    assert local.kafka_answers(settings.kafka_bootstrap), f"no Kafka broker at {settings.kafka_bootstrap}"
+    assert local.registry_answers(settings.registry_url), f"no schema registry at {settings.registry_url}"
+    yield settings
+    if started and os.environ.get("CRM_ERP_KEEP_PLATFORM") != "1":
+        local.down(settings)
+
+
+@pytest.fixture
+def sandbox(platform: Settings, tmp_path) -> Sandbox:
+    return Sandbox(platform, tmp_path)
+
+
+@pytest.fixture
+def worker_factory(sandbox: Sandbox, tmp_path):
+    """Start workers for the sandbox; every worker still running at the end is stopped."""
+    started: list[WorkerProcess] = []
+
+    def start(**env: str) -> WorkerProcess:
+        w = WorkerProcess(sandbox, tmp_path / "worker.log", **env).start()
+        started.append(w)
+        return w
+
+    yield start
+    for w in started:
+        w.kill()

@@ -1,0 +1,187 @@
+"""Test helpers on the real platform: sandboxes of unique topics, a worker subprocess, topic readers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import Consumer, Message, Producer
+from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+
+from app.catalog import default_catalog
+from app.contracts import default_index
+from app.ops import schemas_admin, topics_admin
+from app.settings import REPO_ROOT, Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Sandbox:
+    """Unique topics, subjects, consumer group and state folder for one test."""
+
+    base: Settings
+    tmp: Path
+    prefix: str = field(default_factory=lambda: f"t{uuid.uuid4().hex[:10]}.")
+
+    def __post_init__(self) -> None:
+        self.settings = self.base.model_copy(
+            update={
+                "topic_prefix": self.prefix,
+                "app_id": f"{self.prefix}crm-erp-sync",
+                "data_dir": self.tmp / "worker",
+                "web_port": free_port(),
+            }
+        )
+        self.registry = SchemaRegistryClient({"url": self.settings.registry_url, "timeout": 30})
+        # TopicNameStrategy explicitly: the client's default asks the registry for associations per message
+        self._deserializer = AvroDeserializer(
+            self.registry, conf={"subject.name.strategy": topic_subject_name_strategy}
+        )
+        self._producer = Producer({"bootstrap.servers": self.settings.kafka_bootstrap, "linger.ms": 5})
+
+    def topic(self, name: str) -> str:
+        return self.settings.topic(name)
+
+    def create(self, *names: str) -> None:
+        """Create catalog topics ``names`` under this sandbox's prefix and register their contracts."""
+        specs = [s for s in default_catalog() if s.name in names]
+        missing = set(names) - {s.name for s in specs}
+        assert not missing, f"not in the catalog: {missing}"
+        topics_admin.apply(self.settings, specs, say=lambda _: None)
+        schemas_admin.register(self.settings, specs, default_index(), say=lambda _: None)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        s = self.settings
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_ERP_")}
+        env.update(
+            CRM_ERP_KAFKA_BOOTSTRAP=s.kafka_bootstrap,
+            CRM_ERP_REGISTRY_URL=s.registry_url,
+            CRM_ERP_TOPIC_PREFIX=s.topic_prefix,
+            CRM_ERP_APP_ID=s.app_id,
+            CRM_ERP_DATA_DIR=str(s.data_dir),
+            CRM_ERP_WEB_PORT=str(s.web_port),
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(extra)
+        return env
+
+    # --- producing and reading ------------------------------------------------------
+    def serializer(self, contract: str) -> AvroSerializer:
+        schema = json.dumps(default_index().expanded(contract))
+        conf = {
+            "auto.register.schemas": False,
+            "use.latest.version": True,
+            "subject.name.strategy": topic_subject_name_strategy,
+        }
+        return AvroSerializer(self.registry, schema, conf=conf)
+
+    def produce_avro(self, name: str, contract: str, records: Iterable[tuple[bytes | None, dict[str, Any]]]) -> int:
+        topic = self.topic(name)
+        ser = self.serializer(contract)
+        ctx = SerializationContext(topic, MessageField.VALUE)
+        n = 0
+        for key, value in records:
+            self._producer.produce(topic, key=key, value=ser(value, ctx))
+            n += 1
+            if n % 1000 == 0:
+                self._producer.poll(0)
+        self._producer.flush(30)
+        return n
+
+    def produce_raw(self, name: str, key: bytes | None, value: bytes | None) -> None:
+        self._producer.produce(self.topic(name), key=key, value=value)
+        self._producer.flush(30)
+
+    def read(self, name: str, count: int, timeout: float = 60.0) -> list[Message]:
+        """Read ``count`` messages of a topic from the beginning, or fail after ``timeout`` seconds."""
+        return self.collect(name, lambda msgs: len(msgs) >= count, timeout, f"{count} messages")
+
+    def collect(self, name: str, done, timeout: float = 60.0, what: str = "the expected messages") -> list[Message]:
+        """Read a topic from the beginning until ``done(messages)`` holds, or fail after ``timeout`` s."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.settings.kafka_bootstrap,
+                "group.id": f"{self.prefix}reader-{uuid.uuid4().hex[:6]}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
+        )
+        consumer.subscribe([self.topic(name)])
+        out: list[Message] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while not done(out) and time.monotonic() < deadline:
+                out.extend(m for m in consumer.consume(500, timeout=0.5) if m.error() is None)
+        finally:
+            consumer.close()
+        assert done(out), f"{self.topic(name)}: not {what} within {timeout}s ({len(out)} messages read)"
+        return out
+
+    def decode(self, msg: Message) -> dict[str, Any]:
+        return self._deserializer(msg.value(), SerializationContext(msg.topic(), MessageField.VALUE))
+
+
+class WorkerProcess:
+    """``crm-erp-sync worker`` as a subprocess, as a user runs it."""
+
+    def __init__(self, sandbox: Sandbox, log: Path, **env: str) -> None:
+        self.sandbox = sandbox
+        self.log = log
+        self.env = sandbox.env(**env)
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, ready_timeout: float = 90.0) -> WorkerProcess:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        start_at = self.log.stat().st_size if self.log.exists() else 0
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "app.cli", "worker", "--loglevel", "info"],
+                env=self.env,
+                cwd=REPO_ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.tail()}")
+            with self.log.open("rb") as f:
+                f.seek(start_at)
+                if b"[^Worker]: Ready" in f.read():
+                    return self
+            time.sleep(0.3)
+        raise AssertionError(f"worker not ready within {ready_timeout}s:\n{self.tail()}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(60)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

@@ -1,0 +1,54 @@
+"""docker-compose.yml agrees with the service's settings (no Docker engine here to run it)."""
+
+from __future__ import annotations
+
+import yaml
+
+from app.settings import REPO_ROOT, Settings
+
+COMPOSE = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+
+
+def host_ports(service: str) -> dict[int, int]:
+    return {int(h): int(c) for h, c in (p.split(":") for p in SERVICES[service]["ports"])}
+
+
+def test_compose_has_broker_registry_service_and_prometheus():
+    assert {"kafka", "registry", "setup", "worker", "prometheus"} <= set(SERVICES)
+
+
+def test_host_ports_match_the_local_platform_defaults():
+    defaults = Settings()
+    assert defaults.kafka_port in host_ports("kafka")
+    assert defaults.registry_port in host_ports("registry")
+    assert host_ports("worker") == {defaults.web_port: defaults.web_port}
+
+
+def test_kafka_advertises_the_default_bootstrap_to_the_host():
+    env = SERVICES["kafka"]["environment"]
+    assert f"HOST://{Settings().kafka_bootstrap}" in env["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_service_environment_names_only_real_settings():
+    fields = {f"CRM_ERP_{name.upper()}" for name in Settings.model_fields}
+    for service in ("setup", "worker"):
+        env = SERVICES[service]["environment"]
+        assert set(env) <= fields, set(env) - fields
+        Settings(**{k.removeprefix("CRM_ERP_").lower(): v for k, v in env.items()})  # values parse
+
+
+def test_registry_url_points_at_the_ccompat_api_of_the_registry_service():
+    env = SERVICES["worker"]["environment"]
+    container_port = host_ports("registry")[Settings().registry_port]
+    assert env["CRM_ERP_REGISTRY_URL"] == f"http://registry:{container_port}/apis/ccompat/v7"
+    assert env["CRM_ERP_KAFKA_BOOTSTRAP"] == "kafka:29092"
+    assert "INTERNAL://kafka:29092" in SERVICES["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_prometheus_scrapes_the_worker_metrics_port():
+    prom = yaml.safe_load((REPO_ROOT / "deploy" / "prometheus.yml").read_text())
+    targets = [t for job in prom["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
+    worker_port = int(SERVICES["worker"]["environment"]["CRM_ERP_WEB_PORT"])
+    assert f"worker:{worker_port}" in targets
+    assert SERVICES["worker"]["environment"]["CRM_ERP_WEB_HOST"] == "0.0.0.0"
