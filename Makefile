@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CLI    := $(BIN)/crm-erp-sync
 
-.PHONY: help run test lint format down status venv
+.PHONY: help run test lint gate format down status venv
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,9 +26,13 @@ run: venv        ## the main job: local Kafka + registry up, topics and schemas 
 test: venv       ## the whole suite (brings the local platform up if it is not, and down again if it did)
 	$(BIN)/pytest
 
-lint: venv       ## ruff lint and format check
+lint: venv       ## ruff lint and format check, contract house rules
 	$(BIN)/ruff check app tests
 	$(BIN)/ruff format --check app tests
+	$(CLI) schemas lint
+
+gate: venv       ## every contract changed since the merge base stays compatible with its previous version
+	$(CLI) schemas gate
 
 format: venv     ## ruff format + autofix
 	$(BIN)/ruff format app tests

@@ -49,12 +49,62 @@ def _topics(args: argparse.Namespace) -> int:
 def _schemas(args: argparse.Namespace) -> int:
     from app.catalog import default_catalog
     from app.contracts import default_index
-    from app.ops import schemas_admin
 
     s = get_settings()
-    changed = schemas_admin.register(s, default_catalog(), default_index())
-    print(f"{len(changed)} subject(s) registered" if changed else "every subject is registered; nothing to do")
-    return 0
+    if args.action == "register":
+        from app.ops import schemas_admin
+
+        changed = schemas_admin.register(s, default_catalog(), default_index())
+        print(f"{len(changed)} subject(s) changed" if changed else "every subject is registered; nothing to do")
+        return 0
+    if args.action == "check":
+        from app.ops import schemas_admin
+
+        results = schemas_admin.check(s, default_catalog(), default_index())
+        for r in results:
+            print(r)
+        bad = [r for r in results if not r.compatible]
+        print(f"{len(bad)} of {len(results)} subject(s) incompatible" if bad else f"{len(results)} subjects compatible")
+        return 1 if bad else 0
+    if args.action == "lint":
+        from app.contracts.lint import lint
+
+        violations = lint(default_index())
+        for v in violations:
+            print(v)
+        print(f"{len(violations)} violation(s)" if violations else f"{len(default_index().raw)} contracts clean")
+        return 1 if violations else 0
+    if args.action == "gate":
+        from app.ops.contract_gate import default_base, gate, index_at
+
+        base = args.base or default_base()
+        old = index_at(base) if base else None
+        if old is None:
+            print(f"no committed contracts at {base or 'any base'}; nothing to compare")
+            return 0
+        results = gate(old, default_index(), default_catalog())
+        for r in results:
+            print(f"{r.contract} ({r.level}): {'compatible' if not r.problems else 'INCOMPATIBLE'}")
+            for problem in r.problems:
+                print(f"    {problem}")
+        bad = [r for r in results if r.problems]
+        print(f"{len(results)} contract(s) changed since {base[:12]}, {len(bad)} incompatible")
+        return 1 if bad else 0
+    return _schemas_compat(args)
+
+
+def _schemas_compat(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from app.contracts import compat, default_index
+
+    old, new = (default_index().expand_schema(json.loads(Path(f).read_text())) for f in args.files)
+    problems = compat.check(old, new, args.level)
+    for problem in problems:
+        print(problem)
+    print(f"{args.level}: {'incompatible' if problems else 'compatible'}")
+    return 1 if problems else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     topics.set_defaults(func=_topics)
 
     schemas = sub.add_parser("schemas", help="schema governance against the registry")
-    schemas.add_argument("action", choices=["register"])
+    schemas.add_argument("action", choices=["register", "check", "lint", "gate", "compat"])
+    schemas.add_argument("files", nargs="*", metavar="OLD.avsc NEW.avsc", help="compat: the two schema files")
+    schemas.add_argument("--level", default="BACKWARD", choices=["BACKWARD", "FORWARD", "FULL"], help="compat level")
+    schemas.add_argument("--base", help="gate: the commit to compare with (default: merge base / HEAD~1)")
     schemas.set_defaults(func=_schemas)
 
     worker = sub.add_parser("worker", help="run the Faust stream-processing worker")
@@ -81,7 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "schemas" and (args.action == "compat") != bool(args.files):
+        parser.error("schemas compat takes OLD.avsc NEW.avsc; other schemas actions take no files")
+    if args.command == "schemas" and args.action == "compat" and len(args.files) != 2:
+        parser.error("schemas compat takes exactly two files: OLD.avsc NEW.avsc")
     try:
         return args.func(args)
     except PlatformError as exc:

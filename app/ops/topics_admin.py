@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from confluent_kafka import KafkaException
@@ -90,7 +91,18 @@ def apply(s: Settings, specs: list[TopicSpec] | tuple[TopicSpec, ...], say=print
         change = f"{d.topic}: {'created' if d.what == 'existence' else f'{d.what} {d.cluster} -> {d.catalog}'}"
         say(change)
         changes.append(change)
+    _await_metadata(admin, [c.split(":")[0] for c in changes if c.endswith(": created")])
     return changes
+
+
+def _await_metadata(admin: AdminClient, names: list[str]) -> None:
+    """Block until created topics are visible in metadata, so an immediate re-check sees them."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while names and time.monotonic() < deadline:
+        meta = admin.list_topics(timeout=TIMEOUT_S).topics
+        if all(n in meta and meta[n].partitions for n in names):
+            return
+        time.sleep(0.2)
 
 
 def _wait(futures: dict, tolerate: str | None = None) -> None:

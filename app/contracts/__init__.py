@@ -55,11 +55,22 @@ class ContractIndex:
             self.files[name] = path
             self.raw[name] = schema
 
+    @classmethod
+    def of_types(cls, types: dict[str, dict[str, Any]]) -> ContractIndex:
+        """An index over named types held in memory (e.g. the types nested in one expanded schema)."""
+        index = cls.__new__(cls)
+        index.root, index.files, index.raw = Path("."), {}, dict(types)
+        return index
+
     def expanded(self, name: str) -> dict[str, Any]:
         """The schema ``name`` with every referenced named type inlined once."""
         if name not in self.raw:
             raise ContractError(f"no contract named {name} under {self.root}")
         return self._expand(self.raw[name], None, set())
+
+    def expand_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
+        """A schema from elsewhere (an old version, a file to check) with references resolved here."""
+        return self._expand(schema, None, set())
 
     def _expand(self, node: Any, ns: str | None, defined: set[str]) -> Any:
         if isinstance(node, str):
@@ -89,6 +100,25 @@ class ContractIndex:
         if isinstance(kind, (dict, list)) or (isinstance(kind, str) and kind not in PRIMITIVES):
             return self._expand(kind, ns, defined)
         return node
+
+
+def named_types(node: Any, ns: str | None = None, out: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Every named type defined inside a schema, by full name."""
+    out = {} if out is None else out
+    if isinstance(node, list):
+        for branch in node:
+            named_types(branch, ns, out)
+    elif isinstance(node, dict):
+        if node.get("type") in NAMED:
+            name = full_name(node, ns)
+            out[name] = node
+            ns = name.rpartition(".")[0] or None
+            for f in node.get("fields", []):
+                named_types(f["type"], ns, out)
+        for key in ("items", "values", "type"):
+            if isinstance(node.get(key), (dict, list)):
+                named_types(node[key], ns, out)
+    return out
 
 
 @lru_cache(maxsize=1)
