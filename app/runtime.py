@@ -1,23 +1,34 @@
-"""Per-process resources the agents share: the registry resolver and encoders bound to schema ids."""
+"""Per-process resources the agents share: registry resolver, encoders, reference data, policy."""
 
 from __future__ import annotations
 
 import asyncio
+from decimal import Decimal
 
 from app.contracts import default_index
+from app.domain.validation import Policy
 from app.serde.avro import AvroDecoder, AvroEncoder
 from app.serde.registry import SchemaResolver
 from app.settings import get_settings
+from app.state.reference_store import ReferenceFollower, ReferenceStore
 
 
 class Runtime:
     """Lazily resolves, once per process, what the agents need from the registry."""
 
     def __init__(self) -> None:
-        self.settings = get_settings()
-        self.resolver = SchemaResolver.for_url(self.settings.registry_url)
+        self.settings = s = get_settings()
+        self.resolver = SchemaResolver.for_url(s.registry_url)
         self._encoders: dict[str, AvroEncoder] = {}
         self._lock = asyncio.Lock()
+        self.references = ReferenceStore()
+        self._follower: ReferenceFollower | None = None
+        self.policy = Policy(
+            closed_won_stage=s.closed_won_stage,
+            amount_tolerance=Decimal(str(s.amount_tolerance)),
+            max_discount_percent=Decimal(str(s.max_discount_percent)),
+            integration_user=s.integration_crm_user,
+        )
 
     def decoder(self, contract: str | None = None) -> AvroDecoder:
         reader = default_index().expanded(contract) if contract else None
@@ -34,6 +45,18 @@ class Runtime:
                     schema_id = await self.resolver.id_for(f"{topic}-value", schema)
                     enc = self._encoders[topic] = AvroEncoder(schema_id, schema)
         return enc
+
+    def follow_references(self) -> None:
+        """Start reading reference data into memory (once per process)."""
+        if self._follower is None:
+            s = self.settings
+            self._follower = ReferenceFollower(self.references, s.kafka_bootstrap, s.topic("sync.reference-data"))
+            self._follower.start()
+
+    async def references_ready(self) -> None:
+        self.follow_references()
+        while not self.references.ready.is_set():
+            await asyncio.sleep(0.1)
 
 
 runtime = Runtime()

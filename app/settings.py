@@ -42,6 +42,15 @@ class Settings(BaseSettings):
 
     topic_prefix: str = Field("", description="prepended to every catalog topic name (and so to subjects)")
 
+    # --- opportunity-to-order policy -------------------------------------------------
+    closed_won_stage: str = Field("CLOSED_WON", description="canonical stage that turns a deal into an order")
+    integration_crm_user: str = Field(
+        "005-integration", description="CRM user the service writes as: its changes never become ERP commands"
+    )
+    max_discount_percent: float = Field(30.0, description="largest discount off the price book before rejection")
+    amount_tolerance: float = Field(0.01, description="allowed difference between header and line amounts")
+    park_recheck_s: float = Field(2.0, description="how often parked deals are re-checked for their dependency")
+
     # --- the embedded local platform -----------------------------------------------
     platform_dir: Path = Field(
         REPO_ROOT / ".platform", description="jar cache, data, logs and pid files of the local platform"

@@ -15,7 +15,7 @@ from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from app.contracts import ContractIndex, default_index, full_name
 
@@ -36,6 +36,16 @@ class ContractModel(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
     __avro_name__: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _union_branch(cls, data: Any) -> Any:
+        """A ``"-type"`` key (fastavro's union notation) picks the branch: other records refuse it."""
+        if isinstance(data, dict) and "-type" in data:
+            if data["-type"] != cls.__avro_name__:
+                raise ValueError(f"not a {cls.__avro_name__}")
+            data = {k: v for k, v in data.items() if k != "-type"}
+        return data
 
     def to_avro(self) -> dict[str, Any]:
         return {name: _to_avro(getattr(self, name)) for name in type(self).model_fields}

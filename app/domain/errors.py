@@ -15,14 +15,40 @@ class ReasonCode(StrEnum):
     UNKNOWN_SCHEMA_ID = "UNKNOWN_SCHEMA_ID"
     AVRO_DECODE_ERROR = "AVRO_DECODE_ERROR"
     SCHEMA_MISMATCH = "SCHEMA_MISMATCH"
+    NOT_A_CDC_EVENT = "NOT_A_CDC_EVENT"
+    # a CDC row the declarative mapping cannot turn into canonical fields
+    MAPPING_ERROR = "MAPPING_ERROR"
     # infrastructure that may recover by itself: retried
     REGISTRY_UNAVAILABLE = "REGISTRY_UNAVAILABLE"
-    # a bug or an input shape nobody foresaw: quarantined with the traceback summary
+    # commercial completeness of a closed-won deal (data validation)
+    NO_LINES = "NO_LINES"
+    INVALID_QUANTITY = "INVALID_QUANTITY"
+    PRICE_OUT_OF_POLICY = "PRICE_OUT_OF_POLICY"
+    AMOUNT_MISMATCH = "AMOUNT_MISMATCH"
+    MISSING_CURRENCY = "MISSING_CURRENCY"
+    UNSUPPORTED_CURRENCY = "UNSUPPORTED_CURRENCY"
+    MISSING_PAYMENT_TERMS = "MISSING_PAYMENT_TERMS"
+    MISSING_BILLING_SCHEDULE = "MISSING_BILLING_SCHEDULE"
+    MISSING_TAX_TREATMENT = "MISSING_TAX_TREATMENT"
+    MISSING_BILL_TO = "MISSING_BILL_TO"
+    MISSING_SHIP_TO = "MISSING_SHIP_TO"
+    PRODUCT_NOT_MAPPED = "PRODUCT_NOT_MAPPED"
+    # a dependency that has not arrived yet: the deal is parked, not rejected
+    UNKNOWN_PRODUCT = "UNKNOWN_PRODUCT"
+    MISSING_PRICE_BOOK_ENTRY = "MISSING_PRICE_BOOK_ENTRY"
+    UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
+    CUSTOMER_NOT_LINKED = "CUSTOMER_NOT_LINKED"
+    # a CRM truncate: reported, never applied as a mass delete
+    TRUNCATE_NOT_APPLIED = "TRUNCATE_NOT_APPLIED"
+    # a bug or an input shape nobody foresaw: quarantined with the error summary
     UNEXPECTED_ERROR = "UNEXPECTED_ERROR"
 
 
 class SyncError(Exception):
-    """Root of every error the service raises on purpose; ``reason`` says why, ``transient`` if retrying helps."""
+    """Root of every error the service raises on purpose; ``reason`` says why.
+
+    ``transient`` says whether retrying the same input can help.
+    """
 
     transient = False
 

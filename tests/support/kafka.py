@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fastavro
 from confluent_kafka import Consumer, Message, Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
@@ -66,6 +68,40 @@ class Sandbox:
         assert not missing, f"not in the catalog: {missing}"
         topics_admin.apply(self.settings, specs, say=lambda _: None)
         schemas_admin.register(self.settings, specs, default_index(), say=lambda _: None)
+
+    def create_all(self) -> None:
+        """Every catalog topic and subject under this sandbox's prefix."""
+        self.create(*(s.name for s in default_catalog()))
+
+    def produce_cdc(self, table: str, row_id: str, value: dict[str, Any] | None, unwrapped: bool = False) -> None:
+        """A Debezium message: Avro key (``crm.public.<table>.Key``) and envelope (or unwrapped row)."""
+        topic = self.topic(f"crm.public.{table}")
+        kser = self._cdc_serializer(f"crm.public.{table}.Key", MessageField.KEY)
+        contract = f"crm.public.{table}.{'Unwrapped' if unwrapped else 'Envelope'}"
+        vser = self._cdc_serializer(contract, MessageField.VALUE)
+        key = kser({"id": row_id}, SerializationContext(topic, MessageField.KEY))
+        encoded = None if value is None else vser(value, SerializationContext(topic, MessageField.VALUE))
+        self._producer.produce(topic, key=key, value=encoded)
+        self._producer.poll(0)
+
+    def flush(self) -> None:
+        self._producer.flush(30)
+
+    def _cdc_serializer(self, contract: str, field: MessageField) -> AvroSerializer:
+        cache = self.__dict__.setdefault("_serializers", {})
+        if contract not in cache:
+            schema = json.dumps(default_index().expanded(contract))
+            conf = {"auto.register.schemas": True, "subject.name.strategy": topic_subject_name_strategy}
+            cache[contract] = AvroSerializer(self.registry, schema, conf=conf)
+        return cache[contract]
+
+    def decode_named(self, msg: Message) -> dict[str, Any]:
+        """Decode with union branches named: ``(full name, record)`` tuples."""
+        schema_id = int.from_bytes(msg.value()[1:5], "big")
+        cache = self.__dict__.setdefault("_parsed", {})
+        if schema_id not in cache:
+            cache[schema_id] = fastavro.parse_schema(json.loads(self.registry.get_schema(schema_id).schema_str))
+        return fastavro.schemaless_reader(io.BytesIO(msg.value()[5:]), cache[schema_id], None, return_record_name=True)
 
     def env(self, **extra: str) -> dict[str, str]:
         s = self.settings

@@ -1,0 +1,169 @@
+"""CRM CDC ingest: Debezium messages → deal changes (re-keyed by opportunity) and reference data.
+
+One agent over every CRM topic of the catalog. Per message: decode key and value against the
+registry (writer schema by id), normalise the raw or unwrapped envelope through the table's
+declarative mapping, then route:
+
+* opportunity / opportunity_line_item → ``sync.deal-changes`` keyed by opportunity id, so the
+  whole deal lands in one partition of the deal agent (a line's delete carries only its id: the
+  row index remembers which opportunity it belonged to);
+* account / product / pricebook_entry → ``sync.reference-data`` (every worker holds it whole),
+  and accounts also → ``UpsertCustomer`` on ``erp.commands.customer``;
+* contact → counted only (orders do not need contacts);
+* a truncate → reported (dead letter, TRUNCATE_NOT_APPLIED), never applied as deletes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from app.agents import outputs
+from app.agents.guard import guarded
+from app.catalog import default_catalog
+from app.cdc.envelope import key_id, normalise
+from app.domain.changes import Lineage, Op, RowChange
+from app.domain.customers import CUSTOMER_COMMAND, upsert_customer
+from app.domain.errors import ReasonCode, SyncError
+from app.domain.orders import Output
+from app.domain.references import Account
+from app.faust_app import app, settings
+from app.ops import metrics
+from app.runtime import runtime
+from app.serde import wire
+from app.state.tables import row_index
+
+log = logging.getLogger(__name__)
+
+CRM_TOPICS = [s.name for s in default_catalog() if s.domain == "crm-cdc"]
+crm_topics = app.topic(*[settings.topic(t) for t in CRM_TOPICS], key_serializer="raw", value_serializer="raw")
+_table_of = {settings.topic(t): t.rsplit(".", 1)[1] for t in CRM_TOPICS}
+
+values = runtime.decoder()
+keys = runtime.decoder()
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_json_default)
+
+
+async def _key_id(raw: bytes | None) -> str | None:
+    if raw is None:
+        return None
+    try:
+        wire.split(raw)
+    except SyncError:
+        return raw.decode("utf-8", errors="replace")  # a plain string key
+    return key_id((await keys.decode(raw)).value)
+
+
+def deal_change_message(opp: str, change: RowChange, lineage: Lineage) -> bytes:
+    return dumps(
+        {
+            "opp": opp,
+            "table": change.table,
+            "op": change.op,
+            "id": change.row_id,
+            "fields": change.fields,
+            "unavailable": sorted(change.unavailable),
+            "lsn": change.position.lsn,
+            "ts_ms": change.position.ts_ms,
+            "snapshot": change.snapshot,
+            "lineage": [lineage.topic, lineage.partition, lineage.offset, lineage.schema_id, lineage.source_ts_ms],
+        }
+    )
+
+
+def reference_message(change: RowChange, fields: dict[str, Any], deleted: bool) -> bytes:
+    return dumps({"lsn": change.position.lsn, "ts_ms": change.position.ts_ms, "deleted": deleted, "fields": fields})
+
+
+async def ingest(event) -> None:
+    msg = event.message
+    table = _table_of[msg.topic]
+    metrics.events_consumed.labels(topic=table).inc()
+    decoded = None if event.value is None else await values.decode(event.value)
+    change = normalise(table, decoded.value if decoded else None, await _key_id(event.key))
+    if change is None:
+        metrics.flow_events.labels(flow="ingest", outcome="tombstone").inc()
+        return
+    if change.op is Op.TRUNCATE:
+        raise SyncError(ReasonCode.TRUNCATE_NOT_APPLIED, f"{table} was truncated in the CRM; nothing was deleted")
+    lineage = Lineage(
+        msg.topic, msg.partition, msg.offset, decoded.schema_id if decoded else None, change.position.ts_ms
+    )
+    await _route(table, change, lineage)
+    metrics.flow_events.labels(flow="ingest", outcome="routed").inc()
+
+
+async def _route(table: str, change: RowChange, lineage: Lineage) -> None:
+    if table == "opportunity":
+        await outputs.topic("sync.deal-changes").send(
+            key=change.row_id.encode(), value=deal_change_message(change.row_id, change, lineage)
+        )
+    elif table == "opportunity_line_item":
+        index_key = f"line:{change.row_id}".encode()
+        opp = change.fields.get("opportunity_id") or row_index.get(index_key, b"").decode() or None
+        if opp is None:
+            raise SyncError(ReasonCode.MAPPING_ERROR, f"line {change.row_id}: no opportunity id and none on record")
+        row_index[index_key] = opp.encode()
+        await outputs.topic("sync.deal-changes").send(key=opp.encode(), value=deal_change_message(opp, change, lineage))
+    elif table == "account":
+        await _account(change, lineage)
+    elif table == "product":
+        deleted = change.op is Op.DELETE
+        await _reference(f"product:{change.row_id}", change, change.fields, deleted)
+    elif table == "pricebook_entry":
+        await _price(change)
+
+
+async def _reference(key: str, change: RowChange, fields: dict[str, Any], deleted: bool) -> None:
+    await outputs.topic("sync.reference-data").send(key=key.encode(), value=reference_message(change, fields, deleted))
+
+
+async def _price(change: RowChange) -> None:
+    index_key = f"price:{change.row_id}".encode()
+    f = change.fields
+    if f.get("product_id") and f.get("currency"):
+        price_key = f"{f['product_id']}|{f['currency']}"
+        row_index[index_key] = price_key.encode()
+    else:
+        price_key = row_index.get(index_key, b"").decode()
+    if not price_key:
+        raise SyncError(ReasonCode.MAPPING_ERROR, f"price book entry {change.row_id}: no product/currency on record")
+    deleted = change.op is Op.DELETE or not f.get("active", True) or f.get("list_price") is None
+    await _reference(f"price:{price_key}", change, {"list_price": f.get("list_price")}, deleted)
+
+
+async def _account(change: RowChange, lineage: Lineage) -> None:
+    if change.op is Op.DELETE:
+        await _reference(f"account:{change.row_id}", change, {}, True)
+        return
+    previous = runtime.references.account(change.row_id)
+    kept = {k: getattr(previous, k) for k in change.unavailable} if previous else {}
+    account = Account.model_validate({**change.fields, **kept})
+    command = upsert_customer(
+        change, account, previous, lineage, settings.integration_crm_user, dt.datetime.now(dt.UTC)
+    )
+    ready = await outputs.prepare(
+        [Output("erp.commands.customer", change.row_id, CUSTOMER_COMMAND, command)] if command else []
+    )
+    await _reference(f"account:{change.row_id}", change, account.model_dump(mode="json"), False)
+    await outputs.send(ready)
+
+
+@app.agent(crm_topics)
+async def ingest_crm(stream):
+    dead_letter = outputs.topic("sync.dead-letter")
+    async for event in stream.events():
+        await guarded(dead_letter, event, lambda event=event: ingest(event))

@@ -1,0 +1,47 @@
+"""Turning domain outputs into wire-format messages: validated against the contract, then encoded.
+
+Encoding needs registry ids, which may need the network: ``prepare`` does all of it *before* the
+caller writes any state, so a registry outage leaves nothing half-done and the retry is clean.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faust.types import TopicT
+
+from app.contracts.models import model
+from app.domain.orders import Output
+from app.faust_app import app, settings
+from app.runtime import runtime
+
+_topics: dict[str, TopicT] = {}
+
+
+def topic(name: str) -> TopicT:
+    """The Faust topic of catalog topic ``name`` (raw bytes in and out)."""
+    if name not in _topics:
+        _topics[name] = app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw")
+    return _topics[name]
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    topic: TopicT
+    key: bytes
+    value: bytes
+
+
+async def prepare(outputs: list[Output]) -> list[Ready]:
+    ready = []
+    for out in outputs:
+        target = topic(out.topic)
+        encoder = await runtime.encoder(target.get_topic_name(), out.contract)
+        record = model(out.contract).model_validate(out.value)
+        ready.append(Ready(target, out.key.encode(), encoder.encode(record.to_avro())))
+    return ready
+
+
+async def send(ready: list[Ready]) -> None:
+    for r in ready:
+        await r.topic.send(key=r.key, value=r.value)

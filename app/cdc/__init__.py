@@ -1,0 +1,1 @@
+"""CDC envelopes (Debezium raw and unwrapped) → canonical row changes, via declarative mappings."""

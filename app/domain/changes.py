@@ -1,0 +1,59 @@
+"""Row changes as the domain sees them: which row, what happened, where in the source's order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class Op(StrEnum):
+    UPSERT = "UPSERT"
+    DELETE = "DELETE"
+    TRUNCATE = "TRUNCATE"
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a change sits in the source's commit order: the LSN when the source gives one,
+    otherwise the source timestamp (coarser: two changes in one millisecond look equal)."""
+
+    lsn: int | None
+    ts_ms: int
+
+    def after(self, other: Position | None) -> bool:
+        """True when this change is newer than ``other`` (None: nothing applied yet)."""
+        if other is None:
+            return True
+        if self.lsn is not None and other.lsn is not None:
+            return self.lsn > other.lsn
+        return self.ts_ms > other.ts_ms
+
+    def label(self) -> str:
+        return f"lsn:{self.lsn}" if self.lsn is not None else f"ts:{self.ts_ms}"
+
+
+@dataclass(frozen=True, slots=True)
+class RowChange:
+    table: str
+    op: Op
+    row_id: str
+    fields: dict[str, Any]  # canonical fields of the row after the change (before, for deletes)
+    unavailable: frozenset[str]  # fields whose value Debezium did not send (keep the previous one)
+    position: Position
+    snapshot: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """Where a change was read: the coordinates an operator needs to find the original message."""
+
+    topic: str
+    partition: int
+    offset: int
+    schema_id: int | None
+    source_ts_ms: int | None
+
+    @property
+    def coordinates(self) -> str:
+        return f"{self.topic}/{self.partition}/{self.offset}"

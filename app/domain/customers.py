@@ -1,0 +1,85 @@
+"""Account changes → ``UpsertCustomer`` for the ERP, carrying only what the ERP needs.
+
+Data minimisation: the command is built from an explicit allow-list; phone, website, industry,
+revenue and every other CRM account column never leave the CRM through this flow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from app.domain.changes import Lineage, RowChange
+from app.domain.references import Account
+
+CUSTOMER_COMMAND = "io.crmerpsync.erp.commands.CustomerCommand"
+ALLOWED_FIELDS = frozenset(
+    {
+        "account_id",
+        "name",
+        "customer_number",
+        "bill_to",
+        "ship_to",
+        "payment_terms",
+        "tax_exempt",
+        "tax_code",
+        "currency",
+    }
+)
+
+
+def _address(a) -> dict[str, Any] | None:
+    if a is None or not a.complete:
+        return None
+    return {"street": a.street, "city": a.city, "state": None, "postal_code": a.postal_code, "country": a.country}
+
+
+def erp_view(account_id: str, account: Account) -> dict[str, Any]:
+    """The allow-listed fields the ERP keeps about a customer."""
+    view = {
+        "account_id": account_id,
+        "name": account.name or "",
+        "customer_number": account.erp_customer_number,
+        "bill_to": _address(account.bill_to),
+        "ship_to": _address(account.ship_to),
+        "payment_terms": account.payment_terms,
+        "tax_exempt": account.tax_exempt,
+        "tax_code": account.tax_code,
+        "currency": None,
+    }
+    assert set(view) == ALLOWED_FIELDS
+    return view
+
+
+def upsert_customer(
+    change: RowChange,
+    account: Account,
+    previous: Account | None,
+    lineage: Lineage,
+    integration_user: str,
+    now: dt.datetime,
+) -> dict[str, Any] | None:
+    """The CustomerCommand value for an account change, or None when the ERP has nothing to learn."""
+    if account.last_modified_by == integration_user:
+        return None  # our own write-back (e.g. the ERP customer number): never echo it
+    view = erp_view(change.row_id, account)
+    if previous is not None and erp_view(change.row_id, previous) == view:
+        return None
+    command_id = f"{change.row_id}:upsert:{change.position.label()}"
+    envelope = {
+        "command_id": command_id,
+        "correlation_id": change.row_id,
+        "causation_ids": [f"{change.table}/{change.row_id}@{change.position.label()}"],
+        "lineage": {
+            "source_topic": lineage.topic,
+            "source_partition": lineage.partition,
+            "source_offset": lineage.offset,
+            "schema_id": lineage.schema_id,
+            "source_position": change.position.label(),
+            "source_ts": None,
+        },
+        "issued_at": now.isoformat(),
+        "contract_version": "1",
+        "issued_by": "crm-erp-sync",
+    }
+    return {"envelope": envelope, "command": view}

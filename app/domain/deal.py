@@ -1,0 +1,111 @@
+"""The assembled deal: an opportunity header, its lines, and what the service has done about it.
+
+Stored per opportunity in the deals table (JSON). Field names are the canonical names the
+declarative mappings produce; ``extra="forbid"`` makes a mapping that names an unknown field fail
+loudly instead of dropping data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.domain.changes import Position, RowChange
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Address(_Model):
+    street: str | None = None
+    city: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.street and self.city and self.country)
+
+
+class Header(_Model):
+    account_id: str | None = None
+    name: str | None = None
+    stage: str = "UNKNOWN"
+    amount: Decimal | None = None
+    currency: str | None = None
+    close_date: dt.date | None = None
+    payment_terms: str | None = None
+    billing_schedule: str | None = None
+    tax_code: str | None = None
+    tax_exempt: bool = False
+    contract_term_months: int | None = None
+    last_modified_by: str | None = None
+    last_modified_at: dt.datetime | None = None
+    created_at: dt.datetime | None = None
+    deleted: bool = False
+    bill_to: Address | None = None
+    ship_to: Address | None = None
+
+
+class Line(_Model):
+    opportunity_id: str | None = None
+    product_id: str | None = None
+    quantity: Decimal | None = None
+    list_price: Decimal | None = None
+    unit_price: Decimal | None = None
+    discount_percent: Decimal | None = None
+    total_price: Decimal | None = None
+    service_start_date: dt.date | None = None
+    service_end_date: dt.date | None = None
+
+
+class Pos(_Model):
+    lsn: int | None
+    ts_ms: int
+
+    @classmethod
+    def of(cls, p: Position) -> Pos:
+        return cls(lsn=p.lsn, ts_ms=p.ts_ms)
+
+    def position(self) -> Position:
+        return Position(self.lsn, self.ts_ms)
+
+
+class OrderRef(_Model):
+    """The order this deal produced: the create's command id and what it committed to."""
+
+    create_command_id: str
+    digest: str
+    amount: Decimal | None
+    currency: str | None
+
+
+class Emission(_Model):
+    """Outputs of one decision, kept so a redelivered source message re-emits them unchanged."""
+
+    coordinates: str
+    outputs: list[dict[str, Any]]
+
+
+class DealState(_Model):
+    opportunity_id: str
+    header: Header | None = None
+    header_pos: Pos | None = None
+    lines: dict[str, Line] = Field(default_factory=dict)
+    line_pos: dict[str, Pos] = Field(default_factory=dict)  # kept after a delete: stale re-creates lose
+    close_pos: Pos | None = None  # the header version that made the deal closed-won
+    order: OrderRef | None = None
+    open_exceptions: dict[str, str] = Field(default_factory=dict)  # reason code -> exception id
+    parked: bool = False
+    recent: list[Emission] = Field(default_factory=list)
+
+
+def merge(model: type[_Model], previous: _Model | None, change: RowChange) -> Any:
+    """The row after ``change``: unavailable (TOAST placeholder) fields keep their previous value."""
+    base = previous.model_dump() if previous is not None else {}
+    kept = {k: base[k] for k in change.unavailable if k in base}
+    return model.model_validate({**change.fields, **kept})

@@ -1,0 +1,384 @@
+"""Opportunity-to-order decisions: ``decide(state, change) -> (state, outputs, outcome)``.
+
+Pure: no Faust, no Kafka. The deal agent loads the state, calls ``decide``, stores the state and
+sends the outputs. The guarantees live here:
+
+* per-row ordering: a change at or behind the row's last applied source position is a duplicate
+  or stale and changes nothing;
+* deterministic command ids (``<opportunity>:create:<position that closed it>``,
+  ``…:amend:<position>``, ``…:cancel:<position>``), so a re-emission carries the same id;
+* a redelivered source message (same topic/partition/offset as a recent decision, i.e. after a
+  worker crash between the state write and the commit) re-emits that decision's outputs unchanged
+  instead of being swallowed as a duplicate;
+* at most one open order per closed-won deal: create once, amend on change, cancel on reopen/loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from app.domain.changes import Lineage, Op, RowChange
+from app.domain.deal import DealState, Emission, Header, Line, OrderRef, Pos, merge
+from app.domain.errors import ReasonCode
+from app.domain.taxonomy import classify
+from app.domain.validation import Failure, Policy, Resolved, validate
+
+RECENT_DECISIONS = 4
+CONTRACT_VERSION = "1"
+SERVICE_ACTOR = "crm-erp-sync"
+
+SALES_ORDER = "io.crmerpsync.erp.commands.SalesOrderCommand"
+EXCEPTION = "io.crmerpsync.sync.ExceptionRecord"
+RESOLUTION = "io.crmerpsync.sync.ExceptionResolution"
+AUDIT = "io.crmerpsync.sync.AuditRecord"
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"  # state changed; maybe commands
+    DUPLICATE = "duplicate"  # same position as the last applied one
+    STALE = "stale"  # older than the last applied one
+    PARKED = "parked"  # closed-won but waiting on a dependency
+    REJECTED = "rejected"  # closed-won but incomplete: exceptions raised
+    LOOP_SUPPRESSED = "loop_suppressed"  # written by the integration's own CRM user
+    REDELIVERED = "redelivered"  # same source message again after a crash: outputs re-emitted
+    IGNORED = "ignored"  # nothing to do (a truncate, a recheck of a settled deal)
+
+
+@dataclass(frozen=True, slots=True)
+class DealChange:
+    """A row change routed to its deal (``change`` None: re-check a parked deal)."""
+
+    opportunity_id: str
+    change: RowChange | None
+    lineage: Lineage  # where the CRM change was read (for commands, exceptions, traces)
+    delivery: str  # coordinates of the message that carried it here (to recognise a redelivery)
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    topic: str  # catalog name
+    key: str
+    contract: str
+    value: dict[str, Any]  # JSON-mode values; the agent validates them into the contract's model
+
+
+@dataclass(slots=True)
+class Decision:
+    state: DealState
+    outcome: Outcome
+    outputs: list[Output] = field(default_factory=list)
+    reasons: list[ReasonCode] = field(default_factory=list)
+
+
+def decide(state: DealState | None, event: DealChange, refs, policy: Policy, now: dt.datetime) -> Decision:
+    opp = event.opportunity_id
+    state = state.model_copy(deep=True) if state is not None else DealState(opportunity_id=opp)
+    coords = event.delivery
+    for emission in state.recent:
+        if emission.coordinates == coords:
+            return Decision(state, Outcome.REDELIVERED, [Output(**o) for o in emission.outputs])
+
+    change = event.change
+    if change is not None:
+        outcome = _apply(state, change)
+        if outcome is not None:
+            return Decision(state, outcome)
+        if change.table == "opportunity" and state.header and state.header.last_modified_by == policy.integration_user:
+            return Decision(state, Outcome.LOOP_SUPPRESSED)
+
+    decision = _evaluate(state, event, refs, policy, now)
+    if decision.outputs:
+        state.recent = [
+            *state.recent,
+            Emission(coordinates=coords, outputs=[dataclasses.asdict(o) for o in decision.outputs]),
+        ]
+        state.recent = state.recent[-RECENT_DECISIONS:]
+    return decision
+
+
+def _apply(state: DealState, change: RowChange) -> Outcome | None:
+    """Apply the row change to the deal; an Outcome when there is nothing further to decide."""
+    if change.op is Op.TRUNCATE:
+        return Outcome.IGNORED
+    if change.table == "opportunity":
+        last = state.header_pos.position() if state.header_pos else None
+        if not change.position.after(last):
+            return Outcome.DUPLICATE if change.position == last else Outcome.STALE
+        state.header_pos = Pos.of(change.position)
+        if change.op is Op.DELETE:
+            state.header = (state.header or Header()).model_copy(update={"deleted": True})
+        else:
+            state.header = merge(Header, state.header, change)
+        return None
+    line_id = change.row_id
+    last = state.line_pos[line_id].position() if line_id in state.line_pos else None
+    if not change.position.after(last):
+        return Outcome.DUPLICATE if change.position == last else Outcome.STALE
+    state.line_pos[line_id] = Pos.of(change.position)
+    if change.op is Op.DELETE:
+        state.lines.pop(line_id, None)
+    else:
+        state.lines[line_id] = merge(Line, state.lines.get(line_id), change)
+    return None
+
+
+def _evaluate(state: DealState, event: DealChange, refs, policy: Policy, now: dt.datetime) -> Decision:
+    header = state.header
+    won = header is not None and header.stage == policy.closed_won_stage and not header.deleted
+    outputs: list[Output] = []
+    if not won:
+        if state.order is not None:
+            outputs.append(_cancel(state, event, now))
+            state.order = None
+        state.close_pos = None
+        outputs += _settle_exceptions(state, set(), event, now, resolution="SUPERSEDED")
+        state.parked = False
+        return Decision(state, Outcome.APPLIED if event.change else Outcome.IGNORED, outputs)
+
+    assert header is not None
+    if state.close_pos is None:
+        state.close_pos = state.header_pos
+    failures, resolved = validate(header, state.lines, refs, policy)
+    if failures:
+        reasons = {f.reason for f in failures}
+        outputs += _raise_exceptions(state, failures, event, now)
+        outputs += _settle_exceptions(state, reasons, event, now, resolution="SUPERSEDED")
+        state.parked = all(classify(r).parks for r in reasons)
+        return Decision(state, Outcome.PARKED if state.parked else Outcome.REJECTED, outputs, sorted(reasons))
+
+    assert resolved is not None
+    was_parked = state.parked
+    state.parked = False
+    outputs += _settle_exceptions(
+        state, set(), event, now, resolution="DEPENDENCY_ARRIVED" if was_parked else "SUPERSEDED"
+    )
+    digest = _digest(header, state.lines)
+    if state.order is None:
+        outputs += _create(state, header, resolved, event, now, digest)
+    elif state.order.digest != digest:
+        outputs += _amend(state, header, resolved, event, now, digest)
+    return Decision(state, Outcome.APPLIED, outputs)
+
+
+# --- commands -------------------------------------------------------------------------
+
+
+def _envelope(command_id: str, event: DealChange, now: dt.datetime) -> dict[str, Any]:
+    lin, change = event.lineage, event.change
+    causation = [f"{change.table}/{change.row_id}@{change.position.label()}"] if change else []
+    return {
+        "command_id": command_id,
+        "correlation_id": event.opportunity_id,
+        "causation_ids": causation,
+        "lineage": {
+            "source_topic": lin.topic,
+            "source_partition": lin.partition,
+            "source_offset": lin.offset,
+            "schema_id": lin.schema_id,
+            "source_position": change.position.label() if change else None,
+            "source_ts": _iso_ms(lin.source_ts_ms),
+        },
+        "issued_at": now.isoformat(),
+        "contract_version": CONTRACT_VERSION,
+        "issued_by": SERVICE_ACTOR,
+    }
+
+
+def _iso_ms(ms: int | None) -> str | None:
+    return None if ms is None else dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat()
+
+
+def _lines(header: Header, lines: dict[str, Line], resolved: Resolved) -> list[dict[str, Any]]:
+    out = []
+    for line_id, line in sorted(lines.items()):
+        product = resolved.products[line_id]
+        list_price = resolved.list_prices.get(line_id)
+        discount = line.discount_percent
+        if discount is None and list_price:
+            discount = ((1 - (line.unit_price or 0) / list_price) * 100).quantize(Decimal("0.01"))
+        out.append(
+            {
+                "line_id": line_id,
+                "sku": product.sku or "",
+                "erp_item_code": product.erp_item_code,
+                "quantity": str(line.quantity),
+                "unit_price": str((line.unit_price or Decimal(0)).quantize(Decimal("0.0001"))),
+                "list_price": None if list_price is None else str(list_price.quantize(Decimal("0.0001"))),
+                "discount_percent": str(max(discount or Decimal(0), Decimal(0))),
+                "net_amount": str(line.total_price),
+                "currency": header.currency,
+                "tax_code": resolved.tax_code,
+                "service_start_date": line.service_start_date.isoformat() if line.service_start_date else None,
+                "service_end_date": line.service_end_date.isoformat() if line.service_end_date else None,
+            }
+        )
+    return out
+
+
+def _address(a) -> dict[str, Any]:
+    return {"street": a.street, "city": a.city, "state": None, "postal_code": a.postal_code, "country": a.country}
+
+
+def _command(topic_key: str, command_id: str, body: dict[str, Any], kind: str, event: DealChange, now) -> Output:
+    value = {"envelope": _envelope(command_id, event, now), "command": {"-type": kind, **body}}
+    return Output("erp.commands.sales-order", topic_key, SALES_ORDER, value)
+
+
+def _create(state, header: Header, resolved: Resolved, event: DealChange, now, digest: str) -> list[Output]:
+    assert state.close_pos is not None
+    command_id = f"{state.opportunity_id}:create:{state.close_pos.position().label()}"
+    body = {
+        "opportunity_id": state.opportunity_id,
+        "account_id": header.account_id,
+        "customer_number": resolved.account.erp_customer_number,
+        "currency": header.currency,
+        "amount": str(header.amount),
+        "order_date": (header.close_date or now.date()).isoformat(),
+        "lines": _lines(header, state.lines, resolved),
+        "payment_terms": resolved.payment_terms,
+        "billing_schedule": header.billing_schedule,
+        "tax_code": resolved.tax_code,
+        "tax_exempt": resolved.tax_exempt,
+        "bill_to": _address(resolved.bill_to),
+        "ship_to": _address(resolved.ship_to),
+        "contract_term_months": header.contract_term_months,
+        "quote_id": None,
+    }
+    state.order = OrderRef(create_command_id=command_id, digest=digest, amount=header.amount, currency=header.currency)
+    kind = "io.crmerpsync.erp.commands.CreateSalesOrder"
+    return [_command(state.opportunity_id, command_id, body, kind, event, now), _audit(command_id, event, now)]
+
+
+def _amend(state, header: Header, resolved: Resolved, event: DealChange, now, digest: str) -> list[Output]:
+    position = event.change.position.label() if event.change else "recheck"
+    command_id = f"{state.opportunity_id}:amend:{position}"
+    body = {
+        "opportunity_id": state.opportunity_id,
+        "order_number": None,
+        "amount": str(header.amount),
+        "currency": header.currency,
+        "lines": _lines(header, state.lines, resolved),
+        "reason": "lines or amount changed after the order was created",
+    }
+    state.order = state.order.model_copy(update={"digest": digest, "amount": header.amount})
+    kind = "io.crmerpsync.erp.commands.AmendSalesOrder"
+    return [_command(state.opportunity_id, command_id, body, kind, event, now), _audit(command_id, event, now)]
+
+
+def _cancel(state: DealState, event: DealChange, now) -> Output:
+    header = state.header
+    if header is None or header.deleted:
+        reason = "DEAL_DELETED"
+    elif header.stage == "CLOSED_LOST":
+        reason = "DEAL_LOST"
+    else:
+        reason = "DEAL_REOPENED"
+    position = event.change.position.label() if event.change else "recheck"
+    command_id = f"{state.opportunity_id}:cancel:{position}"
+    body = {"opportunity_id": state.opportunity_id, "order_number": None, "reason": reason}
+    kind = "io.crmerpsync.erp.commands.CancelSalesOrder"
+    return _command(state.opportunity_id, command_id, body, kind, event, now)
+
+
+def _digest(header: Header, lines: dict[str, Line]) -> str:
+    content = [
+        str(header.amount),
+        header.currency,
+        [
+            [i, ln.product_id, str(ln.quantity), str(ln.unit_price), str(ln.total_price)]
+            for i, ln in sorted(lines.items())
+        ],
+    ]
+    return hashlib.sha1(orjson.dumps(content)).hexdigest()
+
+
+# --- exceptions and audit ----------------------------------------------------------------
+
+
+def _exception_id(state: DealState, reason: ReasonCode) -> str:
+    anchor = state.close_pos.position().label() if state.close_pos else "open"
+    return f"{state.opportunity_id}:{reason}:{anchor}"
+
+
+def _raise_exceptions(state: DealState, failures: list[Failure], event: DealChange, now) -> list[Output]:
+    outputs: list[Output] = []
+    header = state.header
+    by_reason: dict[ReasonCode, list[str]] = {}
+    for f in failures:
+        by_reason.setdefault(f.reason, []).append(f.detail)
+    for reason, details in sorted(by_reason.items()):
+        if reason in state.open_exceptions:
+            continue
+        exception_id = _exception_id(state, reason)
+        state.open_exceptions[reason] = exception_id
+        c = classify(reason)
+        lin = event.lineage
+        value = {
+            "exception_id": exception_id,
+            "reason_code": str(reason),
+            "exception_type": str(c.type),
+            "severity": str(c.severity),
+            "correlation_id": state.opportunity_id,
+            "amount_at_risk": str(header.amount) if header and header.amount is not None else None,
+            "currency": header.currency if header else None,
+            "customer_facing": c.customer_facing,
+            "owner_team": c.owner_team,
+            "sla_minutes": c.sla_minutes,
+            "detail": "; ".join(details)[:2000],
+            "lineage": {
+                "source_topic": lin.topic,
+                "source_partition": lin.partition,
+                "source_offset": lin.offset,
+                "schema_id": lin.schema_id,
+                "source_position": event.change.position.label() if event.change else None,
+                "source_ts": _iso_ms(lin.source_ts_ms),
+            },
+            "original_key": None,
+            "original_value": None,
+            "original_headers": {},
+            "raised_at": now.isoformat(),
+            "replay_of": None,
+            "replay_count": 0,
+            "status": "PARKED" if c.parks else "OPEN",
+        }
+        outputs.append(Output("sync.exceptions", state.opportunity_id, EXCEPTION, value))
+    return outputs
+
+
+def _settle_exceptions(state: DealState, still_failing: set, event: DealChange, now, resolution: str) -> list[Output]:
+    outputs = []
+    for reason in sorted(set(state.open_exceptions) - {str(r) for r in still_failing}):
+        exception_id = state.open_exceptions.pop(reason)
+        value = {
+            "exception_id": exception_id,
+            "resolved_at": now.isoformat(),
+            "resolved_by": SERVICE_ACTOR,
+            "resolution": resolution,
+            "note": f"cleared by {event.change.position.label() if event.change else 'a dependency re-check'}",
+        }
+        outputs.append(Output("sync.exception-resolutions", exception_id, RESOLUTION, value))
+    return outputs
+
+
+def _audit(subject_id: str, event: DealChange, now) -> Output:
+    value = {
+        "audit_id": f"audit:{subject_id}",
+        "action": "COMMAND_EMITTED",
+        "actor": SERVICE_ACTOR,
+        "actor_kind": "SERVICE",
+        "occurred_at": now.isoformat(),
+        "correlation_id": event.opportunity_id,
+        "subject_id": subject_id,
+        "causation_ids": [event.lineage.coordinates],
+        "topic": "erp.commands.sales-order",
+        "detail": None,
+    }
+    return Output("sync.audit", event.opportunity_id, AUDIT, value)

@@ -1,0 +1,43 @@
+"""Reference data an order needs but the deal does not carry: accounts, products, list prices."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from app.domain.deal import Address
+
+
+class Account(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    erp_customer_number: str | None = None
+    payment_terms: str | None = None
+    tax_exempt: bool = False
+    tax_code: str | None = None
+    credit_status: str | None = None
+    last_modified_by: str | None = None
+    last_modified_at: object | None = None
+    bill_to: Address | None = None
+    ship_to: Address | None = None
+
+
+class Product(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sku: str | None = None
+    name: str | None = None
+    erp_item_code: str | None = None
+    active: bool = True
+    unit_of_measure: str | None = None
+
+
+class References(Protocol):
+    def account(self, account_id: str) -> Account | None: ...
+
+    def product(self, product_id: str) -> Product | None: ...
+
+    def list_price(self, product_id: str, currency: str) -> Decimal | None: ...

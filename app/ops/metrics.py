@@ -1,0 +1,26 @@
+"""The service's own Prometheus metrics (Faust's sensors share the same default registry).
+
+Label sets are bounded: topics, flows, outcomes, command types, reason codes — never customer,
+deal or order ids.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+events_consumed = Counter("crm_erp_sync_events_consumed_total", "CDC events consumed, per CRM source table", ["topic"])
+flow_events = Counter(
+    "crm_erp_sync_flow_events_total",
+    "Events processed per flow and outcome (applied, duplicate, stale, parked, rejected, quarantined, ...)",
+    ["flow", "outcome"],
+)
+commands_emitted = Counter("crm_erp_sync_commands_emitted_total", "Commands emitted, per command type", ["type"])
+exceptions_raised = Counter(
+    "crm_erp_sync_exceptions_raised_total", "Exception records emitted, per reason code", ["reason"]
+)
+source_to_command_seconds = Histogram(
+    "crm_erp_sync_source_to_command_seconds",
+    "From the CDC source commit timestamp to the command being sent, per flow",
+    ["flow"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60),
+)

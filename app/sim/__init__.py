@@ -1,0 +1,1 @@
+"""Simulators: pure builders of the records that external systems put on the wire."""

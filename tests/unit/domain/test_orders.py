@@ -1,0 +1,207 @@
+"""Opportunity-to-order decisions, without Kafka: one complete, validated order per closed-won deal."""
+
+from __future__ import annotations
+
+from app.domain.changes import Op
+from app.domain.errors import ReasonCode
+from app.domain.orders import Outcome, decide
+from app.domain.validation import Policy
+from tests.support.deals import NOW, Source, header, line, references
+
+POLICY = Policy()
+
+
+def run(events, refs=None, state=None):
+    refs = refs or references()
+    decisions = []
+    for event in events:
+        d = decide(state, event, refs, POLICY, NOW)
+        state = d.state
+        decisions.append(d)
+    return state, decisions
+
+
+def commands(decisions):
+    return [o for d in decisions for o in d.outputs if o.topic == "erp.commands.sales-order"]
+
+
+def deal_events(src: Source, opp="opp-1", stage="CLOSED_WON"):
+    return [
+        src.event(opp, src.change("opportunity_line_item", "l1", line(opp, "prod-a", "2", "100"))),
+        src.event(opp, src.change("opportunity_line_item", "l2", line(opp, "prod-b", "1", "50"))),
+        src.event(opp, src.change("opportunity", opp, header(stage=stage))),
+    ]
+
+
+def test_closed_won_deal_with_complete_context_yields_one_create_with_full_context():
+    src = Source()
+    state, decisions = run(deal_events(src))
+    [cmd] = commands(decisions)
+    body = cmd.value["command"]
+    assert body["-type"].endswith("CreateSalesOrder")
+    assert cmd.key == "opp-1" and cmd.value["envelope"]["correlation_id"] == "opp-1"
+    assert cmd.value["envelope"]["command_id"] == f"opp-1:create:{state.close_pos.position().label()}"
+    assert body["customer_number"] == "C-1001" and body["amount"] == "250.00"
+    assert [ln["erp_item_code"] for ln in body["lines"]] == ["ITEM-A", "ITEM-B"]
+    assert body["payment_terms"] == "NET30" and body["billing_schedule"] == "ANNUAL"
+    assert body["bill_to"]["city"] == "Berlin" and body["tax_code"] == "DE-STD"
+    assert decisions[-1].outcome is Outcome.APPLIED
+
+
+def test_duplicate_close_event_yields_no_second_command():
+    src = Source()
+    events = deal_events(src)
+    dup = src.event("opp-1", events[-1].change)  # same change, new offset: a CDC duplicate
+    _, decisions = run([*events, dup])
+    assert len(commands(decisions)) == 1
+    assert decisions[-1].outcome is Outcome.DUPLICATE
+
+
+def test_reordered_events_still_yield_exactly_one_create():
+    src = Source()
+    events = deal_events(src)
+    reordered = [events[2], events[0], events[1]]
+    _, decisions = run(reordered)
+    [cmd] = commands(decisions)
+    assert cmd.value["command"]["amount"] == "250.00" and len(cmd.value["command"]["lines"]) == 2
+
+
+def test_redelivered_message_re_emits_the_same_command_id():
+    src = Source()
+    events = deal_events(src)
+    state, decisions = run(events)
+    again = decide(state, events[-1], references(), POLICY, NOW)  # same offset: a crash redelivery
+    assert again.outcome is Outcome.REDELIVERED
+    assert (
+        commands([again])[0].value["envelope"]["command_id"] == commands(decisions)[0].value["envelope"]["command_id"]
+    )
+
+
+def test_stale_header_is_not_applied():
+    src = Source()
+    old = src.change("opportunity", "opp-1", header(stage="NEGOTIATION"))
+    state, _ = run(deal_events(src))
+    d = decide(state, src.event("opp-1", old), references(), POLICY, NOW)
+    assert d.outcome is Outcome.STALE and d.state.header.stage == "CLOSED_WON" and not d.outputs
+
+
+def test_reopen_after_order_cancels_it_and_reclose_creates_a_new_order():
+    src = Source()
+    state, decisions = run(deal_events(src))
+    reopen = src.event("opp-1", src.change("opportunity", "opp-1", header(stage="NEGOTIATION")))
+    reclose = src.event("opp-1", src.change("opportunity", "opp-1", header()))
+    state, more = run([reopen, reclose], state=state)
+    kinds = [c.value["command"]["-type"].rsplit(".", 1)[1] for c in commands(decisions + more)]
+    assert kinds == ["CreateSalesOrder", "CancelSalesOrder", "CreateSalesOrder"]
+    ids = [c.value["envelope"]["command_id"] for c in commands(decisions + more)]
+    assert len(set(ids)) == 3
+    assert commands(more)[0].value["command"]["reason"] == "DEAL_REOPENED"
+
+
+def test_lost_deal_cancels_with_reason_deal_lost():
+    src = Source()
+    state, _ = run(deal_events(src))
+    lost = src.event("opp-1", src.change("opportunity", "opp-1", header(stage="CLOSED_LOST")))
+    _, d = run([lost], state=state)
+    assert commands(d)[0].value["command"]["reason"] == "DEAL_LOST"
+
+
+def test_line_change_after_create_amends_the_order():
+    src = Source()
+    state, _ = run(deal_events(src))
+    more = src.event("opp-1", src.change("opportunity_line_item", "l2", line("opp-1", "prod-b", "2", "50")))
+    amount = src.event("opp-1", src.change("opportunity", "opp-1", header(amount="300.00")))
+    _, d = run([more, amount], state=state)
+    kinds = [c.value["command"]["-type"].rsplit(".", 1)[1] for c in commands(d)]
+    assert kinds == ["AmendSalesOrder"]
+    assert commands(d)[0].value["command"]["amount"] == "300.00"
+
+
+def test_unlinked_customer_parks_and_the_recheck_after_linking_creates_the_order():
+    src = Source()
+    unlinked = references(linked=False)
+    state, decisions = run(deal_events(src), refs=unlinked)
+    assert decisions[-1].outcome is Outcome.PARKED and state.parked
+    [exc] = [o for o in decisions[-1].outputs if o.topic == "sync.exceptions"]
+    assert exc.value["reason_code"] == "CUSTOMER_NOT_LINKED" and exc.value["status"] == "PARKED"
+    assert commands(decisions) == []
+
+    state, d = run([src.event("opp-1", None)], refs=references(linked=True), state=state)
+    assert len(commands(d)) == 1
+    [res] = [o for o in d[0].outputs if o.topic == "sync.exception-resolutions"]
+    assert res.value["resolution"] == "DEPENDENCY_ARRIVED" and res.value["exception_id"] == exc.value["exception_id"]
+
+
+def test_incomplete_deal_is_rejected_with_reason_codes_and_nothing_is_created():
+    src = Source()
+    bad = header(payment_terms=None, billing_schedule="UNKNOWN", amount="999.00")
+    refs = references()
+    refs.accounts["acc-1"] = refs.accounts["acc-1"].model_copy(update={"payment_terms": None})
+    events = [*deal_events(src)[:2], src.event("opp-1", src.change("opportunity", "opp-1", bad))]
+    _, decisions = run(events, refs=refs)
+    assert decisions[-1].outcome is Outcome.REJECTED and commands(decisions) == []
+    assert set(decisions[-1].reasons) == {
+        ReasonCode.MISSING_PAYMENT_TERMS,
+        ReasonCode.MISSING_BILLING_SCHEDULE,
+        ReasonCode.AMOUNT_MISMATCH,
+    }
+    for o in decisions[-1].outputs:
+        assert o.value["amount_at_risk"] == "999.00" and o.value["owner_team"] and o.value["sla_minutes"] > 0
+
+
+def test_changes_by_the_integration_user_are_not_turned_into_commands():
+    src = Source()
+    state, _ = run(deal_events(src))
+    echo = header(amount="250.00", last_modified_by=POLICY.integration_user, name="written back by the service")
+    d = decide(state, src.event("opp-1", src.change("opportunity", "opp-1", echo)), references(), POLICY, NOW)
+    assert d.outcome is Outcome.LOOP_SUPPRESSED and not d.outputs
+
+
+def test_unavailable_toast_column_keeps_the_previous_value():
+    src = Source()
+    state, _ = run(deal_events(src))
+    fields = {k: v for k, v in header().items() if k != "name"}
+    d = decide(
+        state,
+        src.event("opp-1", src.change("opportunity", "opp-1", fields, unavailable={"name"})),
+        references(),
+        POLICY,
+        NOW,
+    )
+    assert d.state.header.name == "ACME expansion"
+
+
+def test_line_delete_removes_the_line_and_amends():
+    src = Source()
+    state, _ = run(deal_events(src))
+    delete = src.event("opp-1", src.change("opportunity_line_item", "l2", {}, op=Op.DELETE))
+    amount = src.event("opp-1", src.change("opportunity", "opp-1", header(amount="200.00")))
+    _, d = run([delete, amount], state=state)
+    [amend] = commands(d)
+    assert [ln["line_id"] for ln in amend.value["command"]["lines"]] == ["l1"]
+
+
+def test_every_output_is_a_valid_record_of_its_contract():
+    import io
+
+    import fastavro
+
+    from app.contracts import default_index
+    from app.contracts.models import model
+
+    src = Source()
+    state, decisions = run(deal_events(src), refs=references(linked=False))
+    state, more = run([src.event("opp-1", None)], state=state)
+    reopen = src.event("opp-1", src.change("opportunity", "opp-1", header(stage="NEGOTIATION")))
+    _, last = run([reopen], state=state)
+    outputs = [o for d in decisions + more + last for o in d.outputs]
+    assert {o.contract.rsplit(".", 1)[1] for o in outputs} == {
+        "SalesOrderCommand",
+        "ExceptionRecord",
+        "ExceptionResolution",
+        "AuditRecord",
+    }
+    for o in outputs:
+        record = model(o.contract).model_validate(o.value)
+        schema = fastavro.parse_schema(default_index().expanded(o.contract))
+        fastavro.schemaless_writer(io.BytesIO(), schema, record.to_avro())
