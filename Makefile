@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CLI    := $(BIN)/crm-erp-sync
 
-.PHONY: help run test lint gate format down status venv
+.PHONY: help run test lint gate format down status venv bench
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,6 +37,10 @@ gate: venv       ## every contract changed since the merge base stays compatible
 format: venv     ## ruff format + autofix
 	$(BIN)/ruff format app tests
 	$(BIN)/ruff check --fix app tests
+
+bench: venv      ## benchmark: I/O and Python ceilings vs the service (1 and 2 workers), latency; writes out/bench.json
+	$(CLI) platform up
+	$(CLI) bench
 
 status: venv     ## what of the local platform is running
 	$(CLI) platform status

@@ -107,6 +107,15 @@ def _schemas_compat(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app.ops import bench
+
+    bench.run(get_settings(), args.deals, Path(args.out), latency_seconds=args.latency_seconds)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crm-erp-sync", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.add_argument("--level", default="BACKWARD", choices=["BACKWARD", "FORWARD", "FULL"], help="compat level")
     schemas.add_argument("--base", help="gate: the commit to compare with (default: merge base / HEAD~1)")
     schemas.set_defaults(func=_schemas)
+
+    bench = sub.add_parser("bench", help="measure the opportunity-to-order path against its I/O and Python ceilings")
+    bench.add_argument("--deals", type=int, default=20000, help="deals to preload (5 CDC events each)")
+    bench.add_argument("--out", default="out/bench.json", help="where to write the figures as JSON")
+    bench.add_argument("--latency-seconds", type=float, default=15.0, help="duration of each live latency run")
+    bench.set_defaults(func=_bench)
 
     worker = sub.add_parser("worker", help="run the Faust stream-processing worker")
     worker.add_argument("--loglevel", default="info")

@@ -6,8 +6,9 @@ import os
 
 import pytest
 
+from app.ops.worker_process import WorkerProcess
 from app.settings import Settings
-from tests.support.kafka import Sandbox, WorkerProcess
+from tests.support.kafka import Sandbox, worker
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +47,7 @@ def worker_factory(sandbox: Sandbox, tmp_path):
     started: list[WorkerProcess] = []
 
     def start(**env: str) -> WorkerProcess:
-        w = WorkerProcess(sandbox, tmp_path / "worker.log", **env).start()
+        w = worker(sandbox, tmp_path / "worker.log", **env).start()
         started.append(w)
         return w
 

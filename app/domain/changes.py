@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -53,6 +54,13 @@ class Lineage:
     offset: int
     schema_id: int | None
     source_ts_ms: int | None
+
+    @property
+    def source_ts_iso(self) -> str | None:
+        """The source commit time as an ISO instant (None when the source gave none)."""
+        if self.source_ts_ms is None:
+            return None
+        return dt.datetime.fromtimestamp(self.source_ts_ms / 1000, dt.UTC).isoformat()
 
     @property
     def coordinates(self) -> str:

@@ -76,7 +76,8 @@ def upsert_customer(
             "source_offset": lineage.offset,
             "schema_id": lineage.schema_id,
             "source_position": change.position.label(),
-            "source_ts": None,
+            "source_ts": lineage.source_ts_ms
+            and dt.datetime.fromtimestamp(lineage.source_ts_ms / 1000, dt.UTC).isoformat(),
         },
         "issued_at": now.isoformat(),
         "contract_version": "1",

@@ -184,16 +184,12 @@ def _envelope(command_id: str, event: DealChange, now: dt.datetime) -> dict[str,
             "source_offset": lin.offset,
             "schema_id": lin.schema_id,
             "source_position": change.position.label() if change else None,
-            "source_ts": _iso_ms(lin.source_ts_ms),
+            "source_ts": lin.source_ts_iso,
         },
         "issued_at": now.isoformat(),
         "contract_version": CONTRACT_VERSION,
         "issued_by": SERVICE_ACTOR,
     }
-
-
-def _iso_ms(ms: int | None) -> str | None:
-    return None if ms is None else dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat()
 
 
 def _lines(header: Header, lines: dict[str, Line], resolved: Resolved) -> list[dict[str, Any]]:
@@ -339,7 +335,7 @@ def _raise_exceptions(state: DealState, failures: list[Failure], event: DealChan
                 "source_offset": lin.offset,
                 "schema_id": lin.schema_id,
                 "source_position": event.change.position.label() if event.change else None,
-                "source_ts": _iso_ms(lin.source_ts_ms),
+                "source_ts": lin.source_ts_iso,
             },
             "original_key": None,
             "original_value": None,

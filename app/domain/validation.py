@@ -67,7 +67,8 @@ def validate(
     prices: dict[str, Decimal] = {}
     line_sum = Decimal(0)
     for line_id, line in sorted(lines.items()):
-        fail += _check_line(line_id, line, currency, refs, policy, products, prices)
+        bookable = currency if currency in policy.currencies else None  # no price lookup for a rejected currency
+        fail += _check_line(line_id, line, bookable, refs, policy, products, prices)
         line_sum += line.total_price or Decimal(0)
 
     if lines and header.amount is not None and abs(header.amount - line_sum) > policy.amount_tolerance:

@@ -5,10 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterable
@@ -25,7 +22,8 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from app.catalog import default_catalog
 from app.contracts import default_index
 from app.ops import schemas_admin, topics_admin
-from app.settings import REPO_ROOT, Settings
+from app.ops.worker_process import WorkerProcess
+from app.settings import Settings
 
 
 def free_port() -> int:
@@ -174,50 +172,6 @@ class Sandbox:
         return self._deserializer(msg.value(), SerializationContext(msg.topic(), MessageField.VALUE))
 
 
-class WorkerProcess:
-    """``crm-erp-sync worker`` as a subprocess, as a user runs it."""
-
-    def __init__(self, sandbox: Sandbox, log: Path, **env: str) -> None:
-        self.sandbox = sandbox
-        self.log = log
-        self.env = sandbox.env(**env)
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, ready_timeout: float = 90.0) -> WorkerProcess:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        start_at = self.log.stat().st_size if self.log.exists() else 0
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "worker", "--loglevel", "info"],
-                env=self.env,
-                cwd=REPO_ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.tail()}")
-            with self.log.open("rb") as f:
-                f.seek(start_at)
-                if b"[^Worker]: Ready" in f.read():
-                    return self
-            time.sleep(0.3)
-        raise AssertionError(f"worker not ready within {ready_timeout}s:\n{self.tail()}")
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, sig)
-            self.proc.wait(60)
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+def worker(sandbox: Sandbox, log: Path, **env: str) -> WorkerProcess:
+    """The worker as a subprocess, configured for the sandbox."""
+    return WorkerProcess(sandbox.env(**env), log)
