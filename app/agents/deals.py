@@ -79,6 +79,7 @@ def _waiting_for(state: DealState) -> bytes:
             "account_id": header.account_id if header else None,
             "products": sorted({ln.product_id for ln in state.lines.values() if ln.product_id}),
             "currency": header.currency if header else None,
+            "reasons": sorted(state.open_exceptions),
         }
     )
 
@@ -106,26 +107,35 @@ async def assemble_deals(stream):
         await guarded(dead_letter, event, lambda event=event: handle(event))
 
 
-def _satisfied(waiting: dict) -> bool:
-    refs = runtime.references
+def _missing(waiting: dict) -> set[str]:
+    """The dependencies a parked deal still lacks, judged from the reference data held now."""
+    refs, missing = runtime.references, set()
     account = refs.account(waiting["account_id"]) if waiting.get("account_id") else None
-    if account is None or not account.erp_customer_number:
-        return False
+    if account is None:
+        missing.add(ReasonCode.UNKNOWN_ACCOUNT)
+    elif not account.erp_customer_number:
+        missing.add(ReasonCode.CUSTOMER_NOT_LINKED)
     for product_id in waiting.get("products", []):
         if refs.product(product_id) is None:
-            return False
-        if waiting.get("currency") and refs.list_price(product_id, waiting["currency"]) is None:
-            return False
-    return True
+            missing.add(ReasonCode.UNKNOWN_PRODUCT)
+        elif waiting.get("currency") and refs.list_price(product_id, waiting["currency"]) is None:
+            missing.add(ReasonCode.MISSING_PRICE_BOOK_ENTRY)
+    return missing
+
+
+def _changed(waiting: dict) -> bool:
+    """Re-check when what the deal waits for has changed: resolved, or waiting on something else now."""
+    recorded = {r for r in waiting.get("reasons", []) if r in _DEPENDENCIES}
+    return _missing(waiting) != recorded
 
 
 @app.timer(interval=settings.park_recheck_s)
 async def recheck_parked() -> None:
-    """Release parked deals whose dependency has arrived (never raises: a timer error kills the worker)."""
+    """Re-check parked deals whose dependencies changed (never raises: a timer error kills the worker)."""
     if app.rebalancing or not runtime.references.ready.is_set():
         return
     try:
-        due = [key for key, value in list(parked.items()) if _satisfied(orjson.loads(value))]
+        due = [key for key, value in list(parked.items()) if _changed(orjson.loads(value))]
         for key in due:
             await deal_changes.send(key=key, value=orjson.dumps({"opp": key.decode(), "recheck": True}))
     except Exception:

@@ -119,6 +119,7 @@ class Env:
 
     def worker_env(self, index: int) -> dict[str, str]:
         s = self.settings
+        (self.workdir / f"w{index}").parent.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_ERP_")}
         env.update(
             CRM_ERP_KAFKA_BOOTSTRAP=s.kafka_bootstrap,

@@ -101,17 +101,29 @@ def test_a_deal_waiting_for_its_customer_link_is_parked_then_completed(sandbox: 
     sandbox.flush()
     worker_factory()
 
-    parked = sandbox.collect("sync.exceptions", lambda ms: len(ms) >= 1, 60, "a parked exception")
-    record = sandbox.decode(parked[0])
-    assert record["reason_code"] == "CUSTOMER_NOT_LINKED" and record["status"] == "PARKED"
+    # the deal may first wait for the account itself (reference data is eventually consistent)
+    def not_linked(msgs):
+        return [r for r in map(sandbox.decode, msgs) if r["reason_code"] == "CUSTOMER_NOT_LINKED"]
+
+    record = not_linked(sandbox.collect("sync.exceptions", not_linked, 60, "a CUSTOMER_NOT_LINKED exception"))[0]
+    assert record["status"] == "PARKED"
     assert record["correlation_id"] == "opp-4" and str(record["amount_at_risk"]) == "250.00"
 
     crm.upsert("account", dbz.account_row("acc-1", "ACME GmbH", erp_customer_number="C-1001"))
     sandbox.flush()
     [(kind, _, body)] = commands_for(sandbox, "opp-4", 1)
     assert kind == "CreateSalesOrder" and body["customer_number"] == "C-1001"
-    resolution = sandbox.decode(sandbox.read("sync.exception-resolutions", 1)[0])
-    assert resolution["exception_id"] == record["exception_id"] and resolution["resolution"] == "DEPENDENCY_ARRIVED"
+    resolutions = [
+        sandbox.decode(m)
+        for m in sandbox.collect(
+            "sync.exception-resolutions",
+            lambda ms: record["exception_id"] in {sandbox.decode(m)["exception_id"] for m in ms},
+            30,
+            "its resolution",
+        )
+    ]
+    [resolution] = [r for r in resolutions if r["exception_id"] == record["exception_id"]]
+    assert resolution["resolution"] == "DEPENDENCY_ARRIVED"
 
 
 def test_poison_and_unknown_schema_id_are_quarantined_and_the_next_deal_flows(
