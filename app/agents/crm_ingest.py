@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from decimal import Decimal
 from typing import Any
-
-import orjson
 
 from app.agents import outputs
 from app.agents.guard import guarded
 from app.catalog import default_catalog
+from app.cdc import messages
 from app.cdc.envelope import key_id, normalise
 from app.domain.changes import Lineage, Op, RowChange
 from app.domain.customers import CUSTOMER_COMMAND, upsert_customer
@@ -47,16 +45,6 @@ values = runtime.decoder()
 keys = runtime.decoder()
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(type(value).__name__)
-
-
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_json_default)
-
-
 async def _key_id(raw: bytes | None) -> str | None:
     if raw is None:
         return None
@@ -65,27 +53,6 @@ async def _key_id(raw: bytes | None) -> str | None:
     except SyncError:
         return raw.decode("utf-8", errors="replace")  # a plain string key
     return key_id((await keys.decode(raw)).value)
-
-
-def deal_change_message(opp: str, change: RowChange, lineage: Lineage) -> bytes:
-    return dumps(
-        {
-            "opp": opp,
-            "table": change.table,
-            "op": change.op,
-            "id": change.row_id,
-            "fields": change.fields,
-            "unavailable": sorted(change.unavailable),
-            "lsn": change.position.lsn,
-            "ts_ms": change.position.ts_ms,
-            "snapshot": change.snapshot,
-            "lineage": [lineage.topic, lineage.partition, lineage.offset, lineage.schema_id, lineage.source_ts_ms],
-        }
-    )
-
-
-def reference_message(change: RowChange, fields: dict[str, Any], deleted: bool) -> bytes:
-    return dumps({"lsn": change.position.lsn, "ts_ms": change.position.ts_ms, "deleted": deleted, "fields": fields})
 
 
 async def ingest(event) -> None:
@@ -109,15 +76,18 @@ async def ingest(event) -> None:
 async def _route(table: str, change: RowChange, lineage: Lineage) -> None:
     if table == "opportunity":
         await outputs.topic("sync.deal-changes").send(
-            key=change.row_id.encode(), value=deal_change_message(change.row_id, change, lineage)
+            key=change.row_id.encode(), value=messages.deal_change(change.row_id, change, lineage)
         )
     elif table == "opportunity_line_item":
         index_key = f"line:{change.row_id}".encode()
         opp = change.fields.get("opportunity_id") or row_index.get(index_key, b"").decode() or None
         if opp is None:
             raise SyncError(ReasonCode.MAPPING_ERROR, f"line {change.row_id}: no opportunity id and none on record")
-        row_index[index_key] = opp.encode()
-        await outputs.topic("sync.deal-changes").send(key=opp.encode(), value=deal_change_message(opp, change, lineage))
+        if row_index.get(index_key) != opp.encode():  # a changelog write only when the line moves
+            row_index[index_key] = opp.encode()
+        await outputs.topic("sync.deal-changes").send(
+            key=opp.encode(), value=messages.deal_change(opp, change, lineage)
+        )
     elif table == "account":
         await _account(change, lineage)
     elif table == "product":
@@ -128,7 +98,7 @@ async def _route(table: str, change: RowChange, lineage: Lineage) -> None:
 
 
 async def _reference(key: str, change: RowChange, fields: dict[str, Any], deleted: bool) -> None:
-    await outputs.topic("sync.reference-data").send(key=key.encode(), value=reference_message(change, fields, deleted))
+    await outputs.topic("sync.reference-data").send(key=key.encode(), value=messages.reference(change, fields, deleted))
 
 
 async def _price(change: RowChange) -> None:
@@ -136,7 +106,8 @@ async def _price(change: RowChange) -> None:
     f = change.fields
     if f.get("product_id") and f.get("currency"):
         price_key = f"{f['product_id']}|{f['currency']}"
-        row_index[index_key] = price_key.encode()
+        if row_index.get(index_key) != price_key.encode():
+            row_index[index_key] = price_key.encode()
     else:
         price_key = row_index.get(index_key, b"").decode()
     if not price_key:

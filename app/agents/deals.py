@@ -19,7 +19,7 @@ import orjson
 
 from app.agents import outputs
 from app.agents.guard import guarded
-from app.domain.changes import Lineage, Op, Position, RowChange
+from app.cdc import messages
 from app.domain.deal import DealState
 from app.domain.errors import ReasonCode
 from app.domain.orders import DealChange, Outcome, decide
@@ -39,25 +39,9 @@ _DEPENDENCIES = {
 }
 
 
-def parse(value: bytes, delivery: str) -> DealChange:
-    m = orjson.loads(value)
-    if m.get("recheck"):
-        return DealChange(m["opp"], None, Lineage(deal_changes.get_topic_name(), -1, -1, None, None), delivery)
-    change = RowChange(
-        m["table"],
-        Op(m["op"]),
-        m["id"],
-        m["fields"],
-        frozenset(m["unavailable"]),
-        Position(m["lsn"], m["ts_ms"]),
-        m["snapshot"],
-    )
-    return DealChange(m["opp"], change, Lineage(*m["lineage"]), delivery)
-
-
 async def handle(event) -> None:
     msg = event.message
-    change = parse(event.value, f"{msg.topic}/{msg.partition}/{msg.offset}")
+    change = messages.parse_deal_change(event.value, msg.topic, f"{msg.topic}/{msg.partition}/{msg.offset}")
     key = event.key
     raw = deals.get(key)
     state = DealState.model_validate_json(raw) if raw else None
@@ -137,6 +121,6 @@ async def recheck_parked() -> None:
     try:
         due = [key for key, value in list(parked.items()) if _changed(orjson.loads(value))]
         for key in due:
-            await deal_changes.send(key=key, value=orjson.dumps({"opp": key.decode(), "recheck": True}))
+            await deal_changes.send(key=key, value=messages.recheck(key.decode()))
     except Exception:
         log.exception("re-checking parked deals failed; will try again")

@@ -1,7 +1,8 @@
 """Opportunity-to-order decisions: ``decide(state, change) -> (state, outputs, outcome)``.
 
-Pure: no Faust, no Kafka. The deal agent loads the state, calls ``decide``, stores the state and
-sends the outputs. The guarantees live here:
+No Faust, no Kafka, no I/O. The deal agent loads the state, calls ``decide`` (which updates that
+state object in place and returns it in the Decision — the agent parses a fresh one per message),
+stores the state and sends the outputs. The guarantees live here:
 
 * per-row ordering: a change at or behind the row's last applied source position is a duplicate
   or stale and changes nothing;
@@ -15,7 +16,6 @@ sends the outputs. The guarantees live here:
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
@@ -80,7 +80,9 @@ class Decision:
 
 def decide(state: DealState | None, event: DealChange, refs, policy: Policy, now: dt.datetime) -> Decision:
     opp = event.opportunity_id
-    state = state.model_copy(deep=True) if state is not None else DealState(opportunity_id=opp)
+    state = (
+        state if state is not None else DealState(opportunity_id=opp)
+    )  # updated in place: callers pass a fresh parse
     coords = event.delivery
     for emission in state.recent:
         if emission.coordinates == coords:
@@ -98,10 +100,14 @@ def decide(state: DealState | None, event: DealChange, refs, policy: Policy, now
     if decision.outputs:
         state.recent = [
             *state.recent,
-            Emission(coordinates=coords, outputs=[dataclasses.asdict(o) for o in decision.outputs]),
+            Emission(coordinates=coords, outputs=[_plain(o) for o in decision.outputs]),
         ]
         state.recent = state.recent[-RECENT_DECISIONS:]
     return decision
+
+
+def _plain(o: Output) -> dict[str, Any]:
+    return {"topic": o.topic, "key": o.key, "contract": o.contract, "value": o.value}
 
 
 def _apply(state: DealState, change: RowChange) -> Outcome | None:

@@ -33,6 +33,7 @@ from confluent_kafka.admin import NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from app.catalog import default_catalog
+from app.cdc import messages
 from app.cdc.envelope import key_id, normalise
 from app.contracts import default_index
 from app.contracts.models import model
@@ -181,7 +182,6 @@ def python_ceiling(env: Env, total: int) -> float:
     out_encoders: dict[str, AvroEncoder] = {}
     producer, consumer = env.producer(), env.consumer([f"crm.public.{t}" for t in CRM])
     tables = {s.topic(f"crm.public.{t}"): t for t in CRM}
-    from app.agents.crm_ingest import reference_message  # the service's own record shape
 
     def decode(raw: bytes) -> Any:
         sid, body = wire.split(raw)
@@ -203,7 +203,7 @@ def python_ceiling(env: Env, total: int) -> float:
             key = {"account": "account:", "product": "product:"}.get(table)
             key = f"{key}{change.row_id}" if key else f"price:{change.fields['product_id']}|{change.fields['currency']}"
             fields = change.fields if table != "pricebook_entry" else {"list_price": str(change.fields["list_price"])}
-            refs.apply(key, reference_message(change, fields, change.op is Op.DELETE))
+            refs.apply(key, messages.reference(change, fields, change.op is Op.DELETE))
             return
         opp = change.row_id if table == "opportunity" else change.fields["opportunity_id"]
         lineage = Lineage(msg.topic(), msg.partition(), msg.offset(), None, change.position.ts_ms)

@@ -164,3 +164,36 @@ def test_sigkill_mid_stream_yields_one_distinct_create_per_deal(sandbox: Sandbox
         assert kind == "CreateSalesOrder"
         distinct[body["opportunity_id"]].add(command_id)
     assert all(len(ids) == 1 for ids in distinct.values()), {o: i for o, i in distinct.items() if len(i) != 1}
+
+
+def test_the_unwrapped_form_yields_the_same_order(sandbox: Sandbox, crm: Crm, worker_factory):
+    crm.reference_data()
+    for table in ("opportunity", "opportunity_line_item"):  # this topic now carries the unwrapped schema
+        sandbox.registry.set_compatibility(f"{sandbox.topic(f'crm.public.{table}')}-value", "NONE")
+    lsn = dbz.Lsn(start=0x3000_0000)
+    rows = [
+        ("opportunity_line_item", dbz.line_row("u-l1", "opp-u", "prod-a", 2, 100)),
+        ("opportunity_line_item", dbz.line_row("u-l2", "opp-u", "prod-b", 1, 50)),
+        ("opportunity", dbz.opportunity_row("opp-u", "acc-1", "Closed Won", "250.00")),
+    ]
+    for table, row in rows:
+        sandbox.produce_cdc(table, row["id"], dbz.unwrapped(table, row, "c", lsn.next(), lsn.ts_ms), unwrapped=True)
+    sandbox.flush()
+    worker_factory()
+
+    [(kind, command_id, body)] = commands_for(sandbox, "opp-u", 1)
+    assert kind == "CreateSalesOrder" and str(body["amount"]) == "250.00" and len(body["lines"]) == 2
+    assert command_id.startswith("opp-u:create:lsn:")
+
+
+def test_a_truncate_is_reported_and_never_applied_as_deletes(sandbox: Sandbox, crm: Crm, worker_factory):
+    crm.reference_data()
+    crm.deal("opp-t")
+    sandbox.produce_cdc("opportunity", "opp-t", dbz.truncate("opportunity", crm.lsn))
+    sandbox.flush()
+    worker_factory()
+
+    [dead] = sandbox.read("sync.dead-letter", 1)
+    assert dict(dead.headers())["x-reason"] == b"TRUNCATE_NOT_APPLIED"
+    settle(sandbox)
+    assert [k for k, _, _ in commands_for(sandbox, "opp-t", 1)] == ["CreateSalesOrder"]  # no cancel

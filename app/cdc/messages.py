@@ -1,0 +1,67 @@
+"""The JSON formats of the service's two internal topics, writer and reader side by side.
+
+``sync.deal-changes``: a normalised CRM row change routed to its deal (or a re-check of a parked
+deal). ``sync.reference-data``: an account, product or list price as every worker holds it.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from app.domain.changes import Lineage, Op, Position, RowChange
+from app.domain.orders import DealChange
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(type(value).__name__)
+
+
+def dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_default)
+
+
+def deal_change(opp: str, change: RowChange, lineage: Lineage) -> bytes:
+    return dumps(
+        {
+            "opp": opp,
+            "table": change.table,
+            "op": change.op,
+            "id": change.row_id,
+            "fields": change.fields,
+            "unavailable": sorted(change.unavailable),
+            "lsn": change.position.lsn,
+            "ts_ms": change.position.ts_ms,
+            "snapshot": change.snapshot,
+            "lineage": [lineage.topic, lineage.partition, lineage.offset, lineage.schema_id, lineage.source_ts_ms],
+        }
+    )
+
+
+def recheck(opp: str) -> bytes:
+    return orjson.dumps({"opp": opp, "recheck": True})
+
+
+def parse_deal_change(value: bytes, topic: str, delivery: str) -> DealChange:
+    """Read a deal-changes message; ``delivery`` is the coordinates it was read at."""
+    m = orjson.loads(value)
+    if m.get("recheck"):
+        return DealChange(m["opp"], None, Lineage(topic, -1, -1, None, None), delivery)
+    change = RowChange(
+        m["table"],
+        Op(m["op"]),
+        m["id"],
+        m["fields"],
+        frozenset(m["unavailable"]),
+        Position(m["lsn"], m["ts_ms"]),
+        m["snapshot"],
+    )
+    return DealChange(m["opp"], change, Lineage(*m["lineage"]), delivery)
+
+
+def reference(change: RowChange, fields: dict[str, Any], deleted: bool) -> bytes:
+    return dumps({"lsn": change.position.lsn, "ts_ms": change.position.ts_ms, "deleted": deleted, "fields": fields})
