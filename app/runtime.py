@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from decimal import Decimal
 
 from app.contracts import default_index
@@ -28,6 +29,7 @@ class Runtime:
             amount_tolerance=Decimal(str(s.amount_tolerance)),
             max_discount_percent=Decimal(str(s.max_discount_percent)),
             integration_user=s.integration_crm_user,
+            grace=dt.timedelta(seconds=s.validation_grace_s),
         )
 
     def decoder(self, contract: str | None = None) -> AvroDecoder:

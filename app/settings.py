@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     )
     max_discount_percent: float = Field(30.0, description="largest discount off the price book before rejection")
     amount_tolerance: float = Field(0.01, description="allowed difference between header and line amounts")
+    validation_grace_s: float = Field(
+        10.0, description="how long a closed-won deal may stay incomplete before exceptions are raised"
+    )
     park_recheck_s: float = Field(2.0, description="how often parked deals are re-checked for their dependency")
 
     # --- the embedded local platform -----------------------------------------------

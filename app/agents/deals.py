@@ -58,12 +58,16 @@ async def handle(event) -> None:
 
 def _waiting_for(state: DealState) -> bytes:
     header = state.header
+    grace_ends = state.failing_since + runtime.policy.grace if state.failing_since else None
+    if grace_ends is not None and grace_ends <= dt.datetime.now(dt.UTC):
+        grace_ends = None  # exceptions are raised: from now on it waits for its dependencies
     return orjson.dumps(
         {
             "account_id": header.account_id if header else None,
             "products": sorted({ln.product_id for ln in state.lines.values() if ln.product_id}),
             "currency": header.currency if header else None,
             "reasons": sorted(state.open_exceptions),
+            "grace_ends_ms": int(grace_ends.timestamp() * 1000) if grace_ends else None,
         }
     )
 
@@ -108,7 +112,9 @@ def _missing(waiting: dict) -> set[str]:
 
 
 def _changed(waiting: dict) -> bool:
-    """Re-check when what the deal waits for has changed: resolved, or waiting on something else now."""
+    """Re-check when the grace period is over, or what the deal waits for has changed."""
+    if waiting.get("grace_ends_ms"):
+        return time.time() * 1000 >= waiting["grace_ends_ms"]
     recorded = {r for r in waiting.get("reasons", []) if r in _DEPENDENCIES}
     return _missing(waiting) != recorded
 

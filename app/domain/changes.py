@@ -62,6 +62,17 @@ class Lineage:
             return None
         return dt.datetime.fromtimestamp(self.source_ts_ms / 1000, dt.UTC).isoformat()
 
+    def record(self, source_position: str | None) -> dict:
+        """The ``io.crmerpsync.sync.Lineage`` record of this origin (JSON-mode values)."""
+        return {
+            "source_topic": self.topic,
+            "source_partition": self.partition,
+            "source_offset": self.offset,
+            "schema_id": self.schema_id,
+            "source_position": source_position,
+            "source_ts": self.source_ts_iso,
+        }
+
     @property
     def coordinates(self) -> str:
         return f"{self.topic}/{self.partition}/{self.offset}"

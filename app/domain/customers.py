@@ -10,6 +10,7 @@ import datetime as dt
 from typing import Any
 
 from app.domain.changes import Lineage, RowChange
+from app.domain.envelope import command_envelope
 from app.domain.references import Account
 
 CUSTOMER_COMMAND = "io.crmerpsync.erp.commands.CustomerCommand"
@@ -66,21 +67,6 @@ def upsert_customer(
     if previous is not None and erp_view(change.row_id, previous) == view:
         return None
     command_id = f"{change.row_id}:upsert:{change.position.label()}"
-    envelope = {
-        "command_id": command_id,
-        "correlation_id": change.row_id,
-        "causation_ids": [f"{change.table}/{change.row_id}@{change.position.label()}"],
-        "lineage": {
-            "source_topic": lineage.topic,
-            "source_partition": lineage.partition,
-            "source_offset": lineage.offset,
-            "schema_id": lineage.schema_id,
-            "source_position": change.position.label(),
-            "source_ts": lineage.source_ts_ms
-            and dt.datetime.fromtimestamp(lineage.source_ts_ms / 1000, dt.UTC).isoformat(),
-        },
-        "issued_at": now.isoformat(),
-        "contract_version": "1",
-        "issued_by": "crm-erp-sync",
-    }
+    causation = [f"{change.table}/{change.row_id}@{change.position.label()}"]
+    envelope = command_envelope(command_id, change.row_id, causation, lineage, change.position.label(), now)
     return {"envelope": envelope, "command": view}

@@ -101,6 +101,7 @@ class DealState(_Model):
     order: OrderRef | None = None
     open_exceptions: dict[str, str] = Field(default_factory=dict)  # reason code -> exception id
     parked: bool = False
+    failing_since: dt.datetime | None = None  # first failed validation of this close (grace period)
     recent: list[Emission] = Field(default_factory=list)
 
 

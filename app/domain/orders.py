@@ -27,13 +27,12 @@ import orjson
 
 from app.domain.changes import Lineage, Op, RowChange
 from app.domain.deal import DealState, Emission, Header, Line, OrderRef, Pos, merge
+from app.domain.envelope import SERVICE_ACTOR, command_envelope
 from app.domain.errors import ReasonCode
 from app.domain.taxonomy import classify
 from app.domain.validation import Failure, Policy, Resolved, validate
 
 RECENT_DECISIONS = 4
-CONTRACT_VERSION = "1"
-SERVICE_ACTOR = "crm-erp-sync"
 
 SALES_ORDER = "io.crmerpsync.erp.commands.SalesOrderCommand"
 EXCEPTION = "io.crmerpsync.sync.ExceptionRecord"
@@ -47,6 +46,7 @@ class Outcome(StrEnum):
     STALE = "stale"  # older than the last applied one
     PARKED = "parked"  # closed-won but waiting on a dependency
     REJECTED = "rejected"  # closed-won but incomplete: exceptions raised
+    PENDING = "pending"  # closed-won, incomplete, within the grace period: nothing raised yet
     LOOP_SUPPRESSED = "loop_suppressed"  # written by the integration's own CRM user
     REDELIVERED = "redelivered"  # same source message again after a crash: outputs re-emitted
     IGNORED = "ignored"  # nothing to do (a truncate, a recheck of a settled deal)
@@ -145,6 +145,7 @@ def _evaluate(state: DealState, event: DealChange, refs, policy: Policy, now: dt
             outputs.append(_cancel(state, event, now))
             state.order = None
         state.close_pos = None
+        state.failing_since = None
         outputs += _settle_exceptions(state, set(), event, now, resolution="SUPERSEDED")
         state.parked = False
         return Decision(state, Outcome.APPLIED if event.change else Outcome.IGNORED, outputs)
@@ -155,12 +156,18 @@ def _evaluate(state: DealState, event: DealChange, refs, policy: Policy, now: dt
     failures, resolved = validate(header, state.lines, refs, policy)
     if failures:
         reasons = {f.reason for f in failures}
-        outputs += _raise_exceptions(state, failures, event, now)
         outputs += _settle_exceptions(state, reasons, event, now, resolution="SUPERSEDED")
+        if state.failing_since is None:
+            state.failing_since = now
+        if now < state.failing_since + policy.grace:
+            state.parked = True  # re-checked when the grace period ends
+            return Decision(state, Outcome.PENDING, outputs, sorted(reasons))
+        outputs += _raise_exceptions(state, failures, event, now)
         state.parked = all(classify(r).parks for r in reasons)
         return Decision(state, Outcome.PARKED if state.parked else Outcome.REJECTED, outputs, sorted(reasons))
 
     assert resolved is not None
+    state.failing_since = None
     was_parked = state.parked
     state.parked = False
     outputs += _settle_exceptions(
@@ -178,24 +185,10 @@ def _evaluate(state: DealState, event: DealChange, refs, policy: Policy, now: dt
 
 
 def _envelope(command_id: str, event: DealChange, now: dt.datetime) -> dict[str, Any]:
-    lin, change = event.lineage, event.change
+    change = event.change
     causation = [f"{change.table}/{change.row_id}@{change.position.label()}"] if change else []
-    return {
-        "command_id": command_id,
-        "correlation_id": event.opportunity_id,
-        "causation_ids": causation,
-        "lineage": {
-            "source_topic": lin.topic,
-            "source_partition": lin.partition,
-            "source_offset": lin.offset,
-            "schema_id": lin.schema_id,
-            "source_position": change.position.label() if change else None,
-            "source_ts": lin.source_ts_iso,
-        },
-        "issued_at": now.isoformat(),
-        "contract_version": CONTRACT_VERSION,
-        "issued_by": SERVICE_ACTOR,
-    }
+    position = change.position.label() if change else None
+    return command_envelope(command_id, event.opportunity_id, causation, event.lineage, position, now)
 
 
 def _lines(header: Header, lines: dict[str, Line], resolved: Resolved) -> list[dict[str, Any]]:
@@ -335,14 +328,7 @@ def _raise_exceptions(state: DealState, failures: list[Failure], event: DealChan
             "owner_team": c.owner_team,
             "sla_minutes": c.sla_minutes,
             "detail": "; ".join(details)[:2000],
-            "lineage": {
-                "source_topic": lin.topic,
-                "source_partition": lin.partition,
-                "source_offset": lin.offset,
-                "schema_id": lin.schema_id,
-                "source_position": event.change.position.label() if event.change else None,
-                "source_ts": lin.source_ts_iso,
-            },
+            "lineage": lin.record(event.change.position.label() if event.change else None),
             "original_key": None,
             "original_value": None,
             "original_headers": {},

@@ -111,6 +111,8 @@ class Sandbox:
             CRM_ERP_APP_ID=s.app_id,
             CRM_ERP_DATA_DIR=str(s.data_dir),
             CRM_ERP_WEB_PORT=str(s.web_port),
+            CRM_ERP_VALIDATION_GRACE_S="1",
+            CRM_ERP_PARK_RECHECK_S="0.5",
             PYTHONUNBUFFERED="1",
         )
         env.update(extra)

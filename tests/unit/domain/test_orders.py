@@ -205,3 +205,40 @@ def test_every_output_is_a_valid_record_of_its_contract():
         record = model(o.contract).model_validate(o.value)
         schema = fastavro.parse_schema(default_index().expanded(o.contract))
         fastavro.schemaless_writer(io.BytesIO(), schema, record.to_avro())
+
+
+def test_within_the_grace_period_a_close_seen_before_its_lines_raises_nothing():
+    import datetime as dt
+
+    from app.domain.validation import Policy as P
+
+    policy, src = P(grace=dt.timedelta(seconds=10)), Source()
+    events = deal_events(src)
+    close_first = decide(None, events[2], references(), policy, NOW)
+    assert close_first.outcome is Outcome.PENDING and close_first.outputs == []
+    state = close_first.state
+    for i, event in enumerate(events[:2], start=1):
+        d = decide(state, event, references(), policy, NOW + dt.timedelta(seconds=i))
+        state = d.state
+    assert [o.topic for o in d.outputs] == ["erp.commands.sales-order", "sync.audit"]
+    assert state.failing_since is None
+
+
+def test_after_the_grace_period_the_recheck_raises_the_exceptions():
+    import datetime as dt
+
+    from app.domain.validation import Policy as P
+
+    policy, src = P(grace=dt.timedelta(seconds=10)), Source()
+    bad = src.event("opp-1", src.change("opportunity", "opp-1", header(payment_terms=None, billing_schedule=None)))
+    refs = references()
+    refs.accounts["acc-1"] = refs.accounts["acc-1"].model_copy(update={"payment_terms": None})
+    events = [*deal_events(src)[:2], bad]
+    state = None
+    for event in events:
+        d = decide(state, event, refs, policy, NOW)
+        state = d.state
+    assert d.outcome is Outcome.PENDING and d.outputs == [] and state.parked
+    later = decide(state, src.event("opp-1", None), refs, policy, NOW + dt.timedelta(seconds=11))
+    assert later.outcome is Outcome.REJECTED and not later.state.parked
+    assert {o.value["reason_code"] for o in later.outputs} == {"MISSING_PAYMENT_TERMS", "MISSING_BILLING_SCHEDULE"}
