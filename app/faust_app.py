@@ -6,11 +6,9 @@ import importlib
 
 import faust
 
-from app import faust_fixes
 from app.settings import get_settings
 
 settings = get_settings()
-faust_fixes.apply()
 
 app = faust.App(
     settings.app_id,

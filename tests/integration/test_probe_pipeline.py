@@ -66,7 +66,7 @@ def test_sigkill_mid_stream_loses_no_probe(sandbox: Sandbox, worker_factory):
     sandbox.read("sync.probe-results", 200, timeout=60)  # the worker is mid-stream
     worker.kill(signal.SIGKILL)
     sandbox.produce_avro("sync.probe", PROBE, probes(ids[1500:]))
-    time.sleep(1)
+    time.sleep(sandbox.settings.session_timeout_s + 2)  # restart once the broker has noticed the death
     worker_factory()
 
     seen: set[str] = set()
