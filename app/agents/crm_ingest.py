@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 CRM_TOPICS = [s.name for s in default_catalog() if s.domain == "crm-cdc"]
 crm_topics = app.topic(*[settings.topic(t) for t in CRM_TOPICS], key_serializer="raw", value_serializer="raw")
 _table_of = {settings.topic(t): t.rsplit(".", 1)[1] for t in CRM_TOPICS}
+_consumed = {topic: metrics.events_consumed.labels(topic=table) for topic, table in _table_of.items()}  # pre-bound
+_routed = metrics.flow_events.labels(flow="ingest", outcome="routed")
+_tombstones = metrics.flow_events.labels(flow="ingest", outcome="tombstone")
 
 values = runtime.decoder()
 keys = runtime.decoder()
@@ -58,11 +61,11 @@ async def _key_id(raw: bytes | None) -> str | None:
 async def ingest(event) -> None:
     msg = event.message
     table = _table_of[msg.topic]
-    metrics.events_consumed.labels(topic=table).inc()
+    _consumed[msg.topic].inc()
     decoded = None if event.value is None else await values.decode(event.value)
     change = normalise(table, decoded.value if decoded else None, await _key_id(event.key))
     if change is None:
-        metrics.flow_events.labels(flow="ingest", outcome="tombstone").inc()
+        _tombstones.inc()
         return
     if change.op is Op.TRUNCATE:
         raise SyncError(ReasonCode.TRUNCATE_NOT_APPLIED, f"{table} was truncated in the CRM; nothing was deleted")
@@ -70,7 +73,7 @@ async def ingest(event) -> None:
         msg.topic, msg.partition, msg.offset, decoded.schema_id if decoded else None, change.position.ts_ms
     )
     await _route(table, change, lineage)
-    metrics.flow_events.labels(flow="ingest", outcome="routed").inc()
+    _routed.inc()
 
 
 async def _route(table: str, change: RowChange, lineage: Lineage) -> None:

@@ -74,8 +74,6 @@ def _waiting_for(state: DealState) -> bytes:
 
 def _observe(decision, change: DealChange) -> None:
     metrics.flow_events.labels(flow="opportunity_to_order", outcome=decision.outcome).inc()
-    for reason in decision.reasons:
-        metrics.exceptions_raised.labels(reason=reason)
     for out in decision.outputs:
         if out.topic == "erp.commands.sales-order" and decision.outcome is not Outcome.REDELIVERED:
             kind = out.value["command"]["-type"].rsplit(".", 1)[1]
