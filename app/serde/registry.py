@@ -27,25 +27,19 @@ class SchemaResolver:
     def __init__(self, client: AsyncSchemaRegistryClient) -> None:
         self._client = client
         self._by_id: dict[int, dict[str, Any]] = {}
-        self.lookups = 0
-        self.cache_hits = 0
 
     @classmethod
     def for_url(cls, url: str, extra: dict[str, Any] | None = None) -> SchemaResolver:
         return cls(AsyncSchemaRegistryClient({"url": url, **(extra or {})}))
 
     def cached(self, schema_id: int) -> dict[str, Any] | None:
-        parsed = self._by_id.get(schema_id)
-        if parsed is not None:
-            self.cache_hits += 1
-        return parsed
+        return self._by_id.get(schema_id)
 
     async def writer(self, schema_id: int) -> dict[str, Any]:
         """The parsed writer schema of ``schema_id``: UNKNOWN_SCHEMA_ID if the registry has none."""
         parsed = self.cached(schema_id)
         if parsed is not None:
             return parsed
-        self.lookups += 1
         try:
             schema = await self._client.get_schema(schema_id)
         except SchemaRegistryError as exc:
