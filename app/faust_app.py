@@ -7,6 +7,7 @@ import importlib
 import faust
 
 from app.settings import get_settings
+from app.stream_topic import StreamTopic
 
 settings = get_settings()
 
@@ -30,6 +31,7 @@ app = faust.App(
     broker_heartbeat_interval=settings.session_timeout_s / 4,
     producer_acks=-1,
     producer_linger_ms=5,
+    Topic=StreamTopic,  # see app.stream_topic: buffers must survive rebalances
 )
 
 

@@ -47,7 +47,7 @@ def worker_factory(sandbox: Sandbox, tmp_path):
     started: list[WorkerProcess] = []
 
     def start(**env: str) -> WorkerProcess:
-        w = worker(sandbox, tmp_path / "worker.log", **env).start()
+        w = worker(sandbox, tmp_path / f"worker{len(started)}.log", **env).start()
         started.append(w)
         return w
 

@@ -9,7 +9,7 @@ import pytest
 
 from app.sim import debezium as dbz
 from tests.support.crm import Crm
-from tests.support.kafka import Sandbox
+from tests.support.kafka import Sandbox, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -36,6 +36,18 @@ def commands_for(sandbox, opp, count, timeout=60.0):
 def settle(sandbox, seconds=4.0):
     """Give the worker time to (not) emit anything more."""
     time.sleep(seconds)
+
+
+def assert_one_create_per_deal(sandbox: Sandbox, deals: list[str], timeout: float) -> None:
+    """Every deal gets a create, and all of a deal's creates (re-emits included) carry one command id."""
+    msgs = sandbox.collect(COMMANDS, lambda ms: len({m.key() for m in ms}) >= len(deals), timeout, "a command per deal")
+    settle(sandbox)
+    msgs = sandbox.read(COMMANDS, len(msgs))
+    distinct: dict[str, set[str]] = {opp: set() for opp in deals}
+    for kind, command_id, body in kinds(sandbox, msgs):
+        assert kind == "CreateSalesOrder"
+        distinct[body["opportunity_id"]].add(command_id)
+    assert all(len(ids) == 1 for ids in distinct.values()), {o: i for o, i in distinct.items() if len(i) != 1}
 
 
 @pytest.fixture
@@ -159,14 +171,21 @@ def test_sigkill_mid_stream_yields_one_distinct_create_per_deal(sandbox: Sandbox
     time.sleep(sandbox.settings.session_timeout_s + 2)
     worker_factory()
 
-    msgs = sandbox.collect(COMMANDS, lambda ms: len({m.key() for m in ms}) >= len(deals), 120, "a command per deal")
-    settle(sandbox)
-    msgs = sandbox.read(COMMANDS, len(msgs))
-    distinct: dict[str, set[str]] = {opp: set() for opp in deals}
-    for kind, command_id, body in kinds(sandbox, msgs):
-        assert kind == "CreateSalesOrder"
-        distinct[body["opportunity_id"]].add(command_id)
-    assert all(len(ids) == 1 for ids in distinct.values()), {o: i for o, i in distinct.items() if len(i) != 1}
+    assert_one_create_per_deal(sandbox, deals, timeout=120)
+
+
+def test_a_worker_joining_mid_stream_loses_nothing(sandbox: Sandbox, crm: Crm, worker_factory, tmp_path):
+    """Scale-out: partitions move to a second worker while the first is mid-stream (see app.stream_topic)."""
+    crm.reference_data()
+    deals = [f"opp-s{i}" for i in range(400)]
+    for opp in deals:
+        crm.deal(opp)
+    sandbox.flush()
+    worker_factory()
+    sandbox.collect(COMMANDS, lambda ms: len(ms) >= 10, 90, "the first commands")
+    worker_factory(CRM_ERP_DATA_DIR=str(tmp_path / "second"), CRM_ERP_WEB_PORT=str(free_port()))
+
+    assert_one_create_per_deal(sandbox, deals, timeout=180)
 
 
 def test_the_unwrapped_form_yields_the_same_order(sandbox: Sandbox, crm: Crm, worker_factory):
