@@ -37,8 +37,10 @@ def platform() -> Settings:
 
 
 @pytest.fixture
-def sandbox(platform: Settings, tmp_path) -> Sandbox:
-    return Sandbox(platform, tmp_path)
+def sandbox(platform: Settings, tmp_path):
+    box = Sandbox(platform, tmp_path)
+    yield box
+    box.drop()
 
 
 @pytest.fixture

@@ -81,6 +81,9 @@ class Env:
             env.encoders[table] = (pair[0], pair[1])
         return env
 
+    def drop(self) -> None:
+        topics_admin.delete_prefixed(self.settings, self.settings.topic_prefix)
+
     def producer(self) -> Producer:
         return Producer(
             {"bootstrap.servers": self.settings.kafka_bootstrap, "linger.ms": 20, "batch.num.messages": 10000}
@@ -256,6 +259,7 @@ def service(base: Settings, root: Path, deals: int, workers: int) -> dict[str, A
     finally:
         for p in procs:
             p.stop()
+        env.drop()
     return {
         "workers": workers,
         "events": events + ref_events,
@@ -305,6 +309,7 @@ def latency(base: Settings, root: Path, rate: float, seconds: float, name: str) 
     finally:
         done.set()
         proc.stop()
+        env.drop()
     if not latencies:
         raise RuntimeError("no command observed in the latency run")
     q = statistics.quantiles(latencies, n=100)
@@ -336,6 +341,7 @@ def run(base: Settings, deals: int, out: Path, say=print, latency_seconds: float
     say(f"(a) I/O ceiling:      {results['a_io_events_per_s']:>8} events/s")
     results["b_python_events_per_s"] = round(python_ceiling(env, total))
     say(f"(b) Python ceiling:   {results['b_python_events_per_s']:>8} events/s")
+    env.drop()
     for workers in (1, 2):
         r = service(base, root, deals, workers)
         results[f"c_service_{workers}w"] = r

@@ -95,6 +95,17 @@ def apply(s: Settings, specs: list[TopicSpec] | tuple[TopicSpec, ...], say=print
     return changes
 
 
+def delete_prefixed(s: Settings, prefix: str) -> int:
+    """Delete every topic named ``prefix``…: test and bench runs clean up after themselves."""
+    if not prefix:
+        raise ValueError("refusing to delete every topic: the prefix is empty")
+    admin = admin_client(s)
+    names = [t for t in admin.list_topics(timeout=TIMEOUT_S).topics if t.startswith(prefix)]
+    if names:
+        _wait(admin.delete_topics(names, operation_timeout=TIMEOUT_S), tolerate="UNKNOWN_TOPIC_OR_PART")
+    return len(names)
+
+
 def _await_metadata(admin: AdminClient, names: list[str]) -> None:
     """Block until created topics are visible in metadata, so an immediate re-check sees them."""
     deadline = time.monotonic() + TIMEOUT_S

@@ -67,6 +67,10 @@ class Sandbox:
         topics_admin.apply(self.settings, specs, say=lambda _: None)
         schemas_admin.register(self.settings, specs, default_index(), say=lambda _: None)
 
+    def drop(self) -> None:
+        """Delete the sandbox's topics (the service's and Faust's), so a long-lived broker stays small."""
+        topics_admin.delete_prefixed(self.settings, self.prefix)
+
     def create_all(self) -> None:
         """Every catalog topic and subject under this sandbox's prefix."""
         self.create(*(s.name for s in default_catalog()))
@@ -169,6 +173,20 @@ class Sandbox:
             consumer.close()
         assert done(out), f"{self.topic(name)}: not {what} within {timeout}s ({len(out)} messages read)"
         return out
+
+    def everything(self, name: str, quiet: float = 3.0) -> list[Message]:
+        """Every message of a topic: read from the beginning until nothing new arrives for ``quiet`` s."""
+        seen: list[Message] = []
+        last = {"n": -1, "at": time.monotonic()}
+
+        def settled(msgs: list[Message]) -> bool:
+            seen[:] = msgs
+            if len(msgs) != last["n"]:
+                last.update(n=len(msgs), at=time.monotonic())
+            return time.monotonic() - last["at"] >= quiet
+
+        self.collect(name, settled, timeout=quiet * 20, what=f"a quiet {quiet}s")
+        return seen
 
     def decode(self, msg: Message) -> dict[str, Any]:
         return self._deserializer(msg.value(), SerializationContext(msg.topic(), MessageField.VALUE))
