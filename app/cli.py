@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import sys
 
 from app.platform.errors import PlatformError
@@ -116,6 +117,37 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def instant(text: str) -> dt.datetime:
+    """An ISO-8601 date or datetime; a date means its midnight, and no offset means UTC."""
+    try:
+        value = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO-8601 date or datetime: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _ms(value: dt.datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp() * 1000)
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    import json
+
+    from app.domain.reconcile import render_table
+    from app.ops.reconcile import ReconcileError, run
+
+    try:
+        report = run(get_settings(), _ms(args.since), _ms(args.until))
+    except ReconcileError as exc:
+        print(f"crm-erp-sync reconcile: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print(render_table(report), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crm-erp-sync", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -141,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--latency-seconds", type=float, default=15.0, help="duration of each live latency run")
     bench.set_defaults(func=_bench)
 
+    rec = sub.add_parser("reconcile", help="orders matched, only in the CRM or ERP, or mismatched (from deal state)")
+    rec.add_argument("--since", type=instant, help="orders commanded at or after this ISO date/datetime (UTC)")
+    rec.add_argument("--until", type=instant, help="orders commanded before this ISO date/datetime (exclusive)")
+    rec.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
+    rec.set_defaults(func=_reconcile)
+
     worker = sub.add_parser("worker", help="run the Faust stream-processing worker")
     worker.add_argument("--loglevel", default="info")
     worker.add_argument("--without-web", action="store_true", help="do not start the HTTP server")
@@ -155,6 +193,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("schemas compat takes OLD.avsc NEW.avsc; other schemas actions take no files")
     if args.command == "schemas" and args.action == "compat" and len(args.files) != 2:
         parser.error("schemas compat takes exactly two files: OLD.avsc NEW.avsc")
+    if args.command == "reconcile" and args.since and args.until and args.since >= args.until:
+        parser.error("reconcile: --since must be before --until")
     try:
         return args.func(args)
     except PlatformError as exc:

@@ -7,6 +7,7 @@ import datetime as dt
 from decimal import Decimal
 
 from app.contracts import default_index
+from app.domain.lifecycle import Slas
 from app.domain.validation import Policy
 from app.serde.avro import AvroDecoder, AvroEncoder
 from app.serde.registry import SchemaResolver
@@ -30,6 +31,14 @@ class Runtime:
             max_discount_percent=Decimal(str(s.max_discount_percent)),
             integration_user=s.integration_crm_user,
             grace=dt.timedelta(seconds=s.validation_grace_s),
+            slas=Slas(
+                accept=dt.timedelta(seconds=s.sla_accept_s),
+                ship=dt.timedelta(seconds=s.sla_ship_s),
+                invoice=dt.timedelta(seconds=s.sla_invoice_s),
+                payment=dt.timedelta(seconds=s.sla_payment_s),
+                payment_grace=dt.timedelta(seconds=s.sla_payment_grace_s),
+                auto_heal=s.auto_heal,
+            ),
         )
 
     def decoder(self, contract: str | None = None) -> AvroDecoder:

@@ -53,6 +53,21 @@ class Settings(BaseSettings):
         10.0, description="how long a closed-won deal may stay incomplete before exceptions are raised"
     )
     park_recheck_s: float = Field(2.0, description="how often parked deals are re-checked for their dependency")
+    sla_accept_s: float = Field(900, description="ERP acceptance due this long after the create command")
+    sla_ship_s: float = Field(7 * 86400, description="full shipment due this long after ERP acceptance")
+    sla_invoice_s: float = Field(2 * 86400, description="invoice due this long after full shipment")
+    sla_payment_s: float = Field(30 * 86400, description="payment due this long after invoicing (no due date)")
+    sla_payment_grace_s: float = Field(3 * 86400, description="payment grace after an invoice's due date")
+    auto_heal: bool = Field(
+        True, description="re-issue a create once (same command id) before alerting a missing acceptance"
+    )
+    parity_check_s: float = Field(5.0, description="how often SLA deadlines are swept for missing ERP events")
+    parity_windows: str = Field(
+        "1h=3600,1d=86400", description="aggregate parity tumbling windows: <name>=<seconds>, comma-separated"
+    )
+    parity_gap_ratio: float = Field(
+        0.02, description="aggregate parity: |1 - accepted/closed-won| per window beyond which an alert opens"
+    )
 
     # --- the embedded local platform -----------------------------------------------
     platform_dir: Path = Field(

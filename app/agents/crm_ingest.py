@@ -27,7 +27,7 @@ from app.cdc.envelope import key_id, normalise
 from app.domain.changes import Lineage, Op, RowChange
 from app.domain.customers import CUSTOMER_COMMAND, upsert_customer
 from app.domain.errors import ReasonCode, SyncError
-from app.domain.orders import Output
+from app.domain.outputs import Output
 from app.domain.references import Account
 from app.faust_app import app, settings
 from app.ops import metrics

@@ -22,11 +22,14 @@ from app.agents.guard import guarded
 from app.cdc import messages
 from app.domain.deal import DealState
 from app.domain.errors import ReasonCode
-from app.domain.orders import DealChange, Outcome, decide
+from app.domain.feedback import on_erp_event
+from app.domain.lifecycle import ErpEvent
+from app.domain.orders import Outcome, decide
+from app.domain.parity import next_check_ms
 from app.faust_app import app, settings
 from app.ops import metrics
 from app.runtime import runtime
-from app.state.tables import deals, parked
+from app.state.tables import deadlines, deals, parked
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +44,36 @@ _DEPENDENCIES = {
 
 async def handle(event) -> None:
     msg = event.message
-    change = messages.parse_deal_change(event.value, msg.topic, f"{msg.topic}/{msg.partition}/{msg.offset}")
+    delivery = f"{msg.topic}/{msg.partition}/{msg.offset}"
+    item = messages.parse_deal_change(event.value, msg.topic, delivery)
     key = event.key
     raw = deals.get(key)
     state = DealState.model_validate_json(raw) if raw else None
-    decision = decide(state, change, runtime.references, runtime.policy, dt.datetime.now(dt.UTC))
+    now = dt.datetime.now(dt.UTC)
+    if isinstance(item, ErpEvent):
+        decision = on_erp_event(state, item, delivery, runtime.policy, now)
+    else:
+        decision = decide(state, item, runtime.references, runtime.policy, now)
     ready = await outputs.prepare(decision.outputs)
     deals[key] = decision.state.model_dump_json().encode()
     if decision.state.parked:
         parked[key] = _waiting_for(decision.state)
     elif key in parked:
         del parked[key]
+    _schedule(key, decision.state, now)
     await outputs.send(ready)
-    _observe(decision, change)
+    _observe(decision, item)
+
+
+def _schedule(key: bytes, state: DealState, now: dt.datetime) -> None:
+    """Record when the deal's next ERP SLA falls due (the sweep turns it into a re-check)."""
+    due = next_check_ms(state, int(now.timestamp() * 1000), runtime.policy.slas)
+    current = deadlines.get(key)
+    if due is None:
+        if current is not None:
+            del deadlines[key]
+    elif current != str(due).encode():
+        deadlines[key] = str(due).encode()
 
 
 def _waiting_for(state: DealState) -> bytes:
@@ -72,17 +92,24 @@ def _waiting_for(state: DealState) -> bytes:
     )
 
 
-def _observe(decision, change: DealChange) -> None:
-    metrics.flow_events.labels(flow="opportunity_to_order", outcome=decision.outcome).inc()
+def _observe(decision, item) -> None:
+    flow = "erp_feedback" if isinstance(item, ErpEvent) else "opportunity_to_order"
+    metrics.flow_events.labels(flow=flow, outcome=decision.outcome).inc()
+    if decision.outcome is Outcome.REDELIVERED:
+        return
     for out in decision.outputs:
-        if out.topic == "erp.commands.sales-order" and decision.outcome is not Outcome.REDELIVERED:
-            kind = out.value["command"]["-type"].rsplit(".", 1)[1]
+        if out.topic in ("erp.commands.sales-order", "crm.commands.update"):
+            command = out.value.get("command")
+            kind = command["-type"].rsplit(".", 1)[1] if command else out.contract.rsplit(".", 1)[1]
             metrics.commands_emitted.labels(type=kind).inc()
-            if change.lineage.source_ts_ms:
-                latency = time.time() - change.lineage.source_ts_ms / 1000
-                metrics.source_to_command_seconds.labels(flow="opportunity_to_order").observe(max(latency, 0))
+            source_ts = item.lineage.source_ts_ms
+            if out.topic == "erp.commands.sales-order" and source_ts and not isinstance(item, ErpEvent):
+                latency = time.time() - source_ts / 1000
+                metrics.source_to_command_seconds.labels(flow=flow).observe(max(latency, 0))
         elif out.topic == "sync.exceptions":
             metrics.exceptions_raised.labels(reason=out.value["reason_code"]).inc()
+        elif out.topic == "sync.drift-alerts":
+            metrics.drift_alerts.labels(kind=out.value["kind"], state=out.value["state"]).inc()
 
 
 @app.agent(deal_changes)
@@ -128,3 +155,23 @@ async def recheck_parked() -> None:
             await deal_changes.send(key=key, value=messages.recheck(key.decode()))
     except Exception:
         log.exception("re-checking parked deals failed; will try again")
+
+
+_sent: dict[bytes, bytes] = {}  # deadline already turned into a re-check (until the agent moves it)
+
+
+@app.timer(interval=settings.parity_check_s)
+async def sweep_deadlines() -> None:
+    """Re-check deals whose ERP SLA fell due (never raises: a timer error kills the worker)."""
+    if app.rebalancing:
+        return
+    try:
+        now_ms = time.time() * 1000
+        due = [(k, v) for k, v in list(deadlines.items()) if int(v) <= now_ms and _sent.get(k) != v]
+        for key, value in due:
+            await deal_changes.send(key=key, value=messages.recheck(key.decode()))
+            _sent[key] = value
+        if len(_sent) > 100_000:
+            _sent.clear()
+    except Exception:
+        log.exception("sweeping SLA deadlines failed; will try again")

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import orjson
 from faust.types import TopicT
 
 from app.contracts.models import model
-from app.domain.orders import Output
+from app.domain.outputs import JSON, Output
 from app.faust_app import app, settings
 from app.runtime import runtime
 
@@ -36,6 +37,9 @@ async def prepare(outputs: list[Output]) -> list[Ready]:
     ready = []
     for out in outputs:
         target = topic(out.topic)
+        if out.contract == JSON:
+            ready.append(Ready(target, out.key.encode(), orjson.dumps(out.value)))
+            continue
         encoder = await runtime.encoder(target.get_topic_name(), out.contract)
         record = model(out.contract).model_validate(out.value)
         ready.append(Ready(target, out.key.encode(), encoder.encode(record.to_avro())))

@@ -1,7 +1,9 @@
 """The JSON formats of the service's two internal topics, writer and reader side by side.
 
-``sync.deal-changes``: a normalised CRM row change routed to its deal (or a re-check of a parked
-deal). ``sync.reference-data``: an account, product or list price as every worker holds it.
+``sync.deal-changes``: everything that happens to one deal, keyed by opportunity id so one
+partition owns the deal: a normalised CRM row change, an ERP order event, or a re-check (a parked
+deal's dependency, or an SLA deadline). ``sync.reference-data``: an account, product or list
+price as every worker holds it.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 import orjson
 
 from app.domain.changes import Lineage, Op, Position, RowChange
+from app.domain.lifecycle import ErpEvent, ErpKind
 from app.domain.orders import DealChange
 
 
@@ -46,9 +49,39 @@ def recheck(opp: str) -> bytes:
     return orjson.dumps({"opp": opp, "recheck": True})
 
 
-def parse_deal_change(value: bytes, topic: str, delivery: str) -> DealChange:
+def erp_event(event: ErpEvent) -> bytes:
+    lin = event.lineage
+    return dumps(
+        {
+            "opp": event.correlation_id,
+            "erp": {
+                "event_id": event.event_id,
+                "command_id": event.command_id,
+                "order_number": event.order_number,
+                "occurred_at_ms": event.occurred_at_ms,
+                "kind": event.kind,
+                "body": event.body,
+            },
+            "lineage": [lin.topic, lin.partition, lin.offset, lin.schema_id, lin.source_ts_ms],
+        }
+    )
+
+
+def parse_deal_change(value: bytes, topic: str, delivery: str) -> DealChange | ErpEvent:
     """Read a deal-changes message; ``delivery`` is the coordinates it was read at."""
     m = orjson.loads(value)
+    if "erp" in m:
+        e = m["erp"]
+        return ErpEvent(
+            e["event_id"],
+            m["opp"],
+            e["command_id"],
+            e["order_number"],
+            e["occurred_at_ms"],
+            ErpKind(e["kind"]),
+            e["body"],
+            Lineage(*m["lineage"]),
+        )
     if m.get("recheck"):
         return DealChange(m["opp"], None, Lineage(topic, -1, -1, None, None), delivery)
     change = RowChange(

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.domain.changes import Position, RowChange
+from app.domain.lifecycle import AlertRef, ErpView
 
 
 class _Model(BaseModel):
@@ -82,6 +83,7 @@ class OrderRef(_Model):
     digest: str
     amount: Decimal | None
     currency: str | None
+    commanded_at_ms: int | None = None  # when the create was emitted: the acceptance SLA starts here
 
 
 class Emission(_Model):
@@ -103,6 +105,11 @@ class DealState(_Model):
     parked: bool = False
     failing_since: dt.datetime | None = None  # first failed validation of this close (grace period)
     recent: list[Emission] = Field(default_factory=list)
+    cancelled_orders: list[str] = Field(default_factory=list)  # create command ids of cancelled orders
+    erp: ErpView | None = None  # what the ERP reported about the order (None until its first event)
+    alerts: dict[str, AlertRef] = Field(default_factory=dict)  # open drift alerts by finding key
+    alert_seq: dict[str, int] = Field(default_factory=dict)  # finding key -> alerts opened so far
+    parity: dict[str, list[Any] | None] = Field(default_factory=dict)  # side -> contribution last published
 
 
 def merge(model: type[_Model], previous: _Model | None, change: RowChange) -> Any:

@@ -38,6 +38,8 @@ class ReasonCode(StrEnum):
     MISSING_PRICE_BOOK_ENTRY = "MISSING_PRICE_BOOK_ENTRY"
     UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
     CUSTOMER_NOT_LINKED = "CUSTOMER_NOT_LINKED"
+    # the ERP refused a command
+    ERP_REJECTED = "ERP_REJECTED"
     # a CRM truncate: reported, never applied as a mass delete
     TRUNCATE_NOT_APPLIED = "TRUNCATE_NOT_APPLIED"
     # a bug or an input shape nobody foresaw: quarantined with the error summary

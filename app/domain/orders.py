@@ -25,19 +25,18 @@ from typing import Any
 
 import orjson
 
+from app.domain.aggregate import fact_outputs
 from app.domain.changes import Lineage, Op, RowChange
 from app.domain.deal import DealState, Emission, Header, Line, OrderRef, Pos, merge
+from app.domain.drift import judge
 from app.domain.envelope import SERVICE_ACTOR, command_envelope
 from app.domain.errors import ReasonCode
-from app.domain.taxonomy import classify
+from app.domain.lifecycle import ErpView
+from app.domain.outputs import AUDIT, EXCEPTION, RESOLUTION, SALES_ORDER, Output
+from app.domain.taxonomy import ExceptionType, classify
 from app.domain.validation import Failure, Policy, Resolved, validate
 
 RECENT_DECISIONS = 4
-
-SALES_ORDER = "io.crmerpsync.erp.commands.SalesOrderCommand"
-EXCEPTION = "io.crmerpsync.sync.ExceptionRecord"
-RESOLUTION = "io.crmerpsync.sync.ExceptionResolution"
-AUDIT = "io.crmerpsync.sync.AuditRecord"
 
 
 class Outcome(StrEnum):
@@ -62,14 +61,6 @@ class DealChange:
     delivery: str  # coordinates of the message that carried it here (to recognise a redelivery)
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
-    topic: str  # catalog name
-    key: str
-    contract: str
-    value: dict[str, Any]  # JSON-mode values; the agent validates them into the contract's model
-
-
 @dataclass(slots=True)
 class Decision:
     state: DealState
@@ -84,9 +75,8 @@ def decide(state: DealState | None, event: DealChange, refs, policy: Policy, now
         state if state is not None else DealState(opportunity_id=opp)
     )  # updated in place: callers pass a fresh parse
     coords = event.delivery
-    for emission in state.recent:
-        if emission.coordinates == coords:
-            return Decision(state, Outcome.REDELIVERED, [Output(**o) for o in emission.outputs])
+    if (again := redelivered(state, coords)) is not None:
+        return again
 
     change = event.change
     if change is not None:
@@ -96,18 +86,30 @@ def decide(state: DealState | None, event: DealChange, refs, policy: Policy, now
         if change.table == "opportunity" and state.header and state.header.last_modified_by == policy.integration_user:
             return Decision(state, Outcome.LOOP_SUPPRESSED)
 
-    decision = _evaluate(state, event, refs, policy, now)
-    if decision.outputs:
-        state.recent = [
-            *state.recent,
-            Emission(coordinates=coords, outputs=[_plain(o) for o in decision.outputs]),
-        ]
-        state.recent = state.recent[-RECENT_DECISIONS:]
+    if change is None and state.order is not None and not state.parked:
+        decision = Decision(state, Outcome.IGNORED)  # an SLA check of a deal with an order: parity only
+    else:
+        decision = _evaluate(state, event, refs, policy, now)
+    decision.outputs += reissue_if_unaccepted(state, event, refs, policy, now)
+    decision.outputs += judge(state, policy, now)
+    decision.outputs += fact_outputs(state)
+    remember(state, coords, decision.outputs)
     return decision
 
 
-def _plain(o: Output) -> dict[str, Any]:
-    return {"topic": o.topic, "key": o.key, "contract": o.contract, "value": o.value}
+def redelivered(state: DealState, coords: str) -> Decision | None:
+    """The outputs of the recent decision made for the message at ``coords``, if there was one."""
+    for emission in state.recent:
+        if emission.coordinates == coords:
+            return Decision(state, Outcome.REDELIVERED, [Output(**o) for o in emission.outputs])
+    return None
+
+
+def remember(state: DealState, coords: str, outputs: list[Output]) -> None:
+    """Keep a decision's outputs so a redelivery of its message re-emits them unchanged."""
+    if outputs:
+        plain = [{"topic": o.topic, "key": o.key, "contract": o.contract, "value": o.value} for o in outputs]
+        state.recent = [*state.recent, Emission(coordinates=coords, outputs=plain)][-RECENT_DECISIONS:]
 
 
 def _apply(state: DealState, change: RowChange) -> Outcome | None:
@@ -143,10 +145,11 @@ def _evaluate(state: DealState, event: DealChange, refs, policy: Policy, now: dt
     if not won:
         if state.order is not None:
             outputs.append(_cancel(state, event, now))
+            state.cancelled_orders = [*state.cancelled_orders, state.order.create_command_id][-RECENT_DECISIONS:]
             state.order = None
         state.close_pos = None
         state.failing_since = None
-        outputs += _settle_exceptions(state, set(), event, now, resolution="SUPERSEDED")
+        outputs += _settle_exceptions(state, set(), event, now, resolution="SUPERSEDED", erp_too=True)
         state.parked = False
         return Decision(state, Outcome.APPLIED if event.change else Outcome.IGNORED, outputs)
 
@@ -175,10 +178,40 @@ def _evaluate(state: DealState, event: DealChange, refs, policy: Policy, now: dt
     )
     digest = _digest(header, state.lines)
     if state.order is None:
+        if state.cancelled_orders:
+            state.erp = None  # a new order after a cancelled one: the ERP's side starts afresh
         outputs += _create(state, header, resolved, event, now, digest)
     elif state.order.digest != digest:
         outputs += _amend(state, header, resolved, event, now, digest)
     return Decision(state, Outcome.APPLIED, outputs)
+
+
+def reissue_if_unaccepted(state: DealState, event: DealChange, refs, policy: Policy, now: dt.datetime) -> list[Output]:
+    """Auto-heal: once the acceptance SLA has passed, send the same create (same command id) once more.
+
+    The ERP upserts by command id, so a create that was lost on its way is repaired and one that
+    was merely slow changes nothing. Only after the re-issued create's own SLA passes is the
+    missing acceptance alerted."""
+    order, erp = state.order, state.erp
+    if not policy.slas.auto_heal or order is None or order.commanded_at_ms is None or state.header is None:
+        return []
+    if erp is not None and (erp.accepted_at_ms is not None or erp.rejected or not erp.healing(policy.slas)):
+        return []
+    now_ms = int(now.timestamp() * 1000)
+    if now_ms < order.commanded_at_ms + int(policy.slas.accept.total_seconds() * 1000):
+        return []
+    erp = state.erp = erp or ErpView()
+    failures, resolved = validate(state.header, state.lines, refs, policy)
+    if failures or resolved is None:
+        erp.heal_skipped = True  # the deal no longer validates: alert rather than resend
+        return []
+    erp.reissued_at_ms = now_ms
+    commanded_at, digest = order.commanded_at_ms, order.digest
+    outputs = _create(state, state.header, resolved, event, now, digest)
+    state.order = state.order.model_copy(update={"commanded_at_ms": commanded_at})
+    outputs[-1].value["audit_id"] += ":reissued"
+    outputs[-1].value["detail"] = "re-issued once: no acceptance within its SLA"
+    return outputs
 
 
 # --- commands -------------------------------------------------------------------------
@@ -247,7 +280,13 @@ def _create(state, header: Header, resolved: Resolved, event: DealChange, now, d
         "contract_term_months": header.contract_term_months,
         "quote_id": None,
     }
-    state.order = OrderRef(create_command_id=command_id, digest=digest, amount=header.amount, currency=header.currency)
+    state.order = OrderRef(
+        create_command_id=command_id,
+        digest=digest,
+        amount=header.amount,
+        currency=header.currency,
+        commanded_at_ms=int(now.timestamp() * 1000),
+    )
     kind = "io.crmerpsync.erp.commands.CreateSalesOrder"
     return [_command(state.opportunity_id, command_id, body, kind, event, now), _audit(command_id, event, now)]
 
@@ -341,9 +380,15 @@ def _raise_exceptions(state: DealState, failures: list[Failure], event: DealChan
     return outputs
 
 
-def _settle_exceptions(state: DealState, still_failing: set, event: DealChange, now, resolution: str) -> list[Output]:
+def _settle_exceptions(
+    state: DealState, still_failing: set, event: DealChange, now, resolution: str, erp_too: bool = False
+) -> list[Output]:
+    """Resolve open validation exceptions no longer failing (and ERP rejections once the deal has no order)."""
     outputs = []
-    for reason in sorted(set(state.open_exceptions) - {str(r) for r in still_failing}):
+    settled = {
+        r for r in state.open_exceptions if erp_too or classify(ReasonCode(r)).type is not ExceptionType.ERP_REJECTION
+    }
+    for reason in sorted(settled - {str(r) for r in still_failing}):
         exception_id = state.open_exceptions.pop(reason)
         value = {
             "exception_id": exception_id,

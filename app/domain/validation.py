@@ -8,11 +8,12 @@ instead of rejecting it: it completes by itself when the dependency arrives.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from app.domain.deal import Address, Header, Line
 from app.domain.errors import ReasonCode as R
+from app.domain.lifecycle import Slas
 from app.domain.references import Account, Product, References
 
 
@@ -26,6 +27,7 @@ class Policy:
     # how long a closed-won deal may stay incomplete before exceptions are raised: lines, accounts and
     # prices arrive on other topics, so a close is often seen a moment before the rest of the deal
     grace: dt.timedelta = dt.timedelta(0)
+    slas: Slas = field(default_factory=Slas)  # what the ERP's side of an order is held to (parity)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,11 @@ deal or order ids.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-events_consumed = Counter("crm_erp_sync_events_consumed_total", "CDC events consumed, per CRM source table", ["topic"])
+events_consumed = Counter(
+    "crm_erp_sync_events_consumed_total", "Events consumed, per source (CRM table, or ERP event topic)", ["topic"]
+)
 flow_events = Counter(
     "crm_erp_sync_flow_events_total",
     "Events processed per flow and outcome (applied, duplicate, stale, parked, rejected, quarantined, ...)",
@@ -23,4 +25,19 @@ source_to_command_seconds = Histogram(
     "From the CDC source commit timestamp to the command being sent, per flow",
     ["flow"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60),
+)
+drift_alerts = Counter(
+    "crm_erp_sync_drift_alerts_total",
+    "Drift alert records emitted, per kind and state (OPEN, RESOLVED)",
+    ["kind", "state"],
+)
+parity_ratio = Gauge(
+    "crm_erp_sync_parity_ratio",
+    "ERP-accepted over CRM closed-won amount for the last judged window, per window length and currency",
+    ["window", "currency"],
+)
+parity_gap_amount = Gauge(
+    "crm_erp_sync_parity_gap_amount",
+    "CRM closed-won minus ERP-accepted amount for the last judged window, per window length and currency",
+    ["window", "currency"],
 )

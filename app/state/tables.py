@@ -26,3 +26,6 @@ def _table(name: str, help_: str):
 deals = _table("deals", "opportunity id -> assembled deal state (DealState JSON)")
 parked = _table("parked-deals", "opportunity id -> what the parked deal waits for (JSON)")
 row_index = _table("row-index", "<table>:<row id> -> where a CRM row belongs (opportunity, price key)")
+deadlines = _table("sla-deadlines", "opportunity id -> epoch ms when its order's next ERP SLA falls due")
+parity_windows = _table("parity-windows", "bucket|<currency>|<1h|1d>|<start ms> -> window sums and alert (JSON)")
+parity_entries = _table("parity-entries", "<currency>|<side>|<opportunity id> -> the deal's last contribution (JSON)")

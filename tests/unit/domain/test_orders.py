@@ -194,7 +194,13 @@ def test_every_output_is_a_valid_record_of_its_contract():
     state, more = run([src.event("opp-1", None)], state=state)
     reopen = src.event("opp-1", src.change("opportunity", "opp-1", header(stage="NEGOTIATION")))
     _, last = run([reopen], state=state)
-    outputs = [o for d in decisions + more + last for o in d.outputs]
+    everything = [o for d in decisions + more + last for o in d.outputs]
+    facts = [o for o in everything if o.contract == "json"]
+    assert [(f.topic, f.value["side"], f.value["amount"]) for f in facts] == [
+        ("sync.parity-facts", "crm", "250.00"),
+        ("sync.parity-facts", "crm", None),  # the reopen withdraws the deal's contribution
+    ]
+    outputs = [o for o in everything if o.contract != "json"]
     assert {o.contract.rsplit(".", 1)[1] for o in outputs} == {
         "SalesOrderCommand",
         "ExceptionRecord",
@@ -220,7 +226,7 @@ def test_within_the_grace_period_a_close_seen_before_its_lines_raises_nothing():
     for i, event in enumerate(events[:2], start=1):
         d = decide(state, event, references(), policy, NOW + dt.timedelta(seconds=i))
         state = d.state
-    assert [o.topic for o in d.outputs] == ["erp.commands.sales-order", "sync.audit"]
+    assert [o.topic for o in d.outputs] == ["erp.commands.sales-order", "sync.audit", "sync.parity-facts"]
     assert state.failing_since is None
 
 

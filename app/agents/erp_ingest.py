@@ -1,0 +1,68 @@
+"""ERP order events in: decode against the registry, re-key to the deal, hand to the deal agent.
+
+The ERP side keys its events however its producer partitions them; re-keying by the payload's
+correlation id through ``sync.deal-changes`` puts every event of a deal in the partition that owns
+the deal, after the CRM changes already there (FAUST-NOTES: co-partition by one normalised key).
+Undecodable or incomplete events go to the dead-letter topic with their coordinates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from app.agents import outputs
+from app.agents.guard import guarded
+from app.cdc import messages
+from app.domain.changes import Lineage
+from app.domain.errors import ReasonCode, SyncError
+from app.domain.lifecycle import ErpEvent, ErpKind
+from app.faust_app import app, settings
+from app.ops import metrics
+from app.runtime import runtime
+
+EVENTS_TOPIC = "erp.events.sales-order"
+erp_events = app.topic(settings.topic(EVENTS_TOPIC), key_serializer="raw", value_serializer="raw")
+_consumed = metrics.events_consumed.labels(topic=EVENTS_TOPIC)
+_routed = metrics.flow_events.labels(flow="erp_feedback", outcome="routed")
+
+values = runtime.decoder("io.crmerpsync.erp.events.ErpOrderEvent")
+
+
+def _ms(value) -> int:
+    return int(value.timestamp() * 1000) if isinstance(value, dt.datetime) else int(value)
+
+
+async def ingest(event) -> None:
+    msg = event.message
+    _consumed.inc()
+    if event.value is None:
+        raise SyncError(ReasonCode.NULL_VALUE, "an ERP event without a value")
+    decoded = await values.decode(event.value)
+    v = decoded.value
+    name, body = v["event"]
+    try:
+        kind = ErpKind(name.rsplit(".", 1)[1])
+    except ValueError as exc:
+        raise SyncError(ReasonCode.SCHEMA_MISMATCH, f"unknown ERP event type {name}") from exc
+    if not v["correlation_id"]:
+        raise SyncError(ReasonCode.MAPPING_ERROR, f"ERP event {v['event_id']} has no correlation id")
+    occurred = _ms(v["occurred_at"])
+    erp_event = ErpEvent(
+        v["event_id"],
+        v["correlation_id"],
+        v.get("command_id"),
+        v.get("order_number"),
+        occurred,
+        kind,
+        body,
+        Lineage(msg.topic, msg.partition, msg.offset, decoded.schema_id, occurred),
+    )
+    await outputs.topic("sync.deal-changes").send(key=v["correlation_id"].encode(), value=messages.erp_event(erp_event))
+    _routed.inc()
+
+
+@app.agent(erp_events)
+async def ingest_erp(stream):
+    dead_letter = outputs.topic("sync.dead-letter")
+    async for event in stream.events():
+        await guarded(dead_letter, event, lambda event=event: ingest(event))

@@ -1,0 +1,144 @@
+"""ERP events flowing back: fold them into the deal's order, tell the CRM, judge parity.
+
+``on_erp_event(state, event)`` is the ERP-side twin of ``orders.decide``: it updates the state in
+place and returns the outputs, namely a CRM update command (only ERP-owned fields), a reason-coded
+exception for a rejection, and drift alerts opened or resolved. An event id already applied is a
+duplicate; a redelivered message re-emits its recorded outputs. No Faust, no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from app.domain.aggregate import fact_outputs
+from app.domain.deal import DealState
+from app.domain.drift import judge, money
+from app.domain.envelope import SERVICE_ACTOR, command_envelope
+from app.domain.errors import ReasonCode
+from app.domain.lifecycle import (
+    ErpEvent,
+    ErpKind,
+    ErpView,
+    apply,
+    fulfilment_status,
+    invoice_status,
+    order_status,
+    payment_status,
+)
+from app.domain.orders import Decision, Outcome, redelivered, remember
+from app.domain.outputs import CRM_UPDATE, EXCEPTION, RESOLUTION, Output
+from app.domain.taxonomy import classify
+from app.domain.validation import Policy
+
+# Field ownership: the ERP owns fulfilment and financial state, so these are the only CRM fields the
+# service writes (besides the command's identity); everything commercial stays CRM-owned.
+CRM_WRITABLE = frozenset(
+    {
+        "erp_customer_number",
+        "erp_order_number",
+        "order_status",
+        "fulfilment_status",
+        "invoice_status",
+        "payment_status",
+        "credit_hold",
+        "disputed",
+        "amount_invoiced",
+        "amount_paid",
+        "currency",
+    }
+)
+CRM_UPDATE_IDENTITY = frozenset({"envelope", "opportunity_id", "account_id"})
+
+
+def on_erp_event(state: DealState | None, event: ErpEvent, delivery: str, policy: Policy, now: dt.datetime) -> Decision:
+    state = state if state is not None else DealState(opportunity_id=event.correlation_id)
+    if (again := redelivered(state, delivery)) is not None:
+        return again
+    erp = state.erp = state.erp or ErpView()
+    if erp.seen(event.event_id):
+        return Decision(state, Outcome.DUPLICATE)
+    apply(erp, event)
+    outputs = [crm_update(state, event, now)]
+    outputs += _rejection(state, erp, event, now)
+    outputs += judge(state, policy, now)
+    outputs += fact_outputs(state)
+    remember(state, delivery, outputs)
+    return Decision(state, Outcome.APPLIED, outputs)
+
+
+def crm_update(state: DealState, event: ErpEvent, now: dt.datetime) -> Output:
+    """The CRM's view of the order after ``event``: ERP-owned fields only."""
+    erp = state.erp or ErpView()
+    cancelled = state.order is None and bool(state.cancelled_orders)
+    currency = erp.invoice_currency or erp.accepted_currency
+    value: dict[str, Any] = {
+        "envelope": command_envelope(
+            f"{state.opportunity_id}:crm-update:{event.event_id}",
+            state.opportunity_id,
+            [event.event_id],
+            event.lineage,
+            None,
+            now,
+        ),
+        "opportunity_id": state.opportunity_id,
+        "account_id": state.header.account_id if state.header else None,
+        "erp_order_number": erp.order_number,
+        "order_status": order_status(erp, cancelled),
+        "fulfilment_status": fulfilment_status(erp),
+        "invoice_status": invoice_status(erp),
+        "payment_status": payment_status(erp),
+        "credit_hold": erp.credit_hold,
+        "disputed": erp.disputed,
+        "amount_invoiced": money(erp.invoiced) if erp.invoices else None,
+        "amount_paid": money(erp.paid) if erp.payments else None,
+        "currency": currency,
+    }
+    return Output("crm.commands.update", state.opportunity_id, CRM_UPDATE, value)
+
+
+def _rejection(state: DealState, erp: ErpView, event: ErpEvent, now: dt.datetime) -> list[Output]:
+    """A rejection raises an exception linked to the deal; a later acceptance resolves it."""
+    reason = ReasonCode.ERP_REJECTED
+    exception_id = state.open_exceptions.get(reason)
+    if event.kind is ErpKind.ACCEPTED and exception_id:
+        del state.open_exceptions[reason]
+        resolution = {
+            "exception_id": exception_id,
+            "resolved_at": now.isoformat(),
+            "resolved_by": SERVICE_ACTOR,
+            "resolution": "SUPERSEDED",
+            "note": f"the ERP accepted the order ({event.event_id})",
+        }
+        return [Output("sync.exception-resolutions", exception_id, RESOLUTION, resolution)]
+    if event.kind is not ErpKind.REJECTED or erp.accepted_at_ms is not None or exception_id:
+        return []
+    exception_id = f"{state.opportunity_id}:{reason}:{event.event_id}"
+    state.open_exceptions[reason] = exception_id
+    c = classify(reason)
+    b = event.body
+    header = state.header
+    value = {
+        "exception_id": exception_id,
+        "reason_code": str(reason),
+        "exception_type": str(c.type),
+        "severity": str(c.severity),
+        "correlation_id": state.opportunity_id,
+        "amount_at_risk": str(header.amount) if header and header.amount is not None else None,
+        "currency": header.currency if header else None,
+        "customer_facing": c.customer_facing,
+        "owner_team": c.owner_team,
+        "sla_minutes": c.sla_minutes,
+        "detail": f"ERP {b['reason_code']}: {b['reason_text']} (retryable: {str(b.get('retryable', False)).lower()})"[
+            :2000
+        ],
+        "lineage": event.lineage.record(None),
+        "original_key": None,
+        "original_value": None,
+        "original_headers": {},
+        "raised_at": now.isoformat(),
+        "replay_of": None,
+        "replay_count": 0,
+        "status": "OPEN",
+    }
+    return [Output("sync.exceptions", state.opportunity_id, EXCEPTION, value)]
