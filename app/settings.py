@@ -53,6 +53,17 @@ class Settings(BaseSettings):
         10.0, description="how long a closed-won deal may stay incomplete before exceptions are raised"
     )
     park_recheck_s: float = Field(2.0, description="how often parked deals are re-checked for their dependency")
+    mappings_dir: Path = Field(
+        REPO_ROOT / "app" / "mappings" / "crm", description="declarative CRM column mappings (<table>.toml)"
+    )
+    retry_in_place: int = Field(3, description="transient failures retried in place (short backoff) before a tier")
+    retry_delays: str = Field(
+        "10s=10,1m=60,10m=600", description="retry tiers <topic suffix>=<delay seconds>; then the dead-letter topic"
+    )
+    escalation_rules: Path = Field(
+        REPO_ROOT / "app" / "rules" / "escalation.toml", description="routes for open exceptions past their SLA"
+    )
+    escalation_check_s: float = Field(30.0, description="how often open exceptions are checked against their SLA")
     sla_accept_s: float = Field(900, description="ERP acceptance due this long after the create command")
     sla_ship_s: float = Field(7 * 86400, description="full shipment due this long after ERP acceptance")
     sla_invoice_s: float = Field(2 * 86400, description="invoice due this long after full shipment")

@@ -138,6 +138,5 @@ async def _account(change: RowChange, lineage: Lineage) -> None:
 
 @app.agent(crm_topics)
 async def ingest_crm(stream):
-    dead_letter = outputs.topic("sync.dead-letter")
     async for event in stream.events():
-        await guarded(dead_letter, event, lambda event=event: ingest(event))
+        await guarded(event, lambda event=event: ingest(event))

@@ -115,9 +115,8 @@ def _observe(decision, item) -> None:
 @app.agent(deal_changes)
 async def assemble_deals(stream):
     await runtime.references_ready()
-    dead_letter = outputs.topic("sync.dead-letter")
     async for event in stream.events():
-        await guarded(dead_letter, event, lambda event=event: handle(event))
+        await guarded(event, lambda event=event: handle(event), lambda event=event: event.key.decode())
 
 
 def _missing(waiting: dict) -> set[str]:

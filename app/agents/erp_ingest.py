@@ -63,6 +63,5 @@ async def ingest(event) -> None:
 
 @app.agent(erp_events)
 async def ingest_erp(stream):
-    dead_letter = outputs.topic("sync.dead-letter")
     async for event in stream.events():
-        await guarded(dead_letter, event, lambda event=event: ingest(event))
+        await guarded(event, lambda event=event: ingest(event))

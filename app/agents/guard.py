@@ -1,47 +1,53 @@
 """What every agent does around its per-event work: retry what is transient, quarantine the rest.
 
-Faust acks an event whose handler raises, so nothing may escape: a transient error (registry or
-broker down) is retried in place with backoff — the partition waits, nothing is skipped — and any
-other error sends the original bytes, with the reason and source coordinates in headers, to the
-dead-letter topic. A dead-letter send that fails is retried too: the event is acked only once it
-is safe somewhere.
+Faust acks an event whose handler raises, so nothing may escape.
+
+* A transient error (registry or broker down) is retried in place a few times
+  (``CRM_ERP_RETRY_IN_PLACE``, short backoff). If it persists, the original message moves to the
+  next retry tier (``sync.retry.<tier>``), and the tier's agent sends it back to its source topic
+  once the tier's delay has passed. The partition keeps flowing meanwhile. Per-row source
+  positions decide what a late copy may still change (see README: retries supersede).
+* After the last tier, and at once for any other error, the message is quarantined. The original
+  bytes go to the dead-letter topic with the reason and source coordinates in headers, and an
+  ExceptionRecord carries the same context to the exception state. The event is acked only once
+  both are safely sent: a send that fails is retried.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable
 
-from faust.types import EventT, TopicT
+from faust.types import EventT
 
+from app.agents import outputs
+from app.catalog import default_catalog
+from app.domain import retries
 from app.domain.errors import ReasonCode, SyncError
+from app.domain.outputs import EXCEPTION, Output
+from app.faust_app import settings
+from app.ops import metrics
 
 log = logging.getLogger(__name__)
 
-BACKOFF_START_S = 0.5
+BACKOFF_START_S = 0.2
 BACKOFF_MAX_S = 30.0
+TIERS = retries.parse_tiers(settings.retry_delays)
+_unknown = [t for t, _ in TIERS if f"sync.retry.{t}" not in {s.name for s in default_catalog()}]
+if _unknown:
+    raise ValueError(f"CRM_ERP_RETRY_DELAYS names tiers without a sync.retry.<tier> topic in the catalog: {_unknown}")
 
 
-def _headers(event: EventT, reason: str, detail: str) -> list[tuple[str, bytes]]:
-    msg = event.message
-    original = (
-        [(k, v) for k, v in (msg.headers or [])] if isinstance(msg.headers, list) else list((msg.headers or {}).items())
-    )
-    return [
-        *original,
-        ("x-reason", reason.encode()),
-        ("x-detail", detail[:2000].encode(errors="replace")),
-        ("x-source-topic", msg.topic.encode()),
-        ("x-source-partition", str(msg.partition).encode()),
-        ("x-source-offset", str(msg.offset).encode()),
-        ("x-quarantined-at", str(int(time.time() * 1000)).encode()),
-    ]
+def headers_of(event: EventT) -> list[tuple[str, bytes]]:
+    raw = event.message.headers or []
+    return list(raw.items()) if isinstance(raw, dict) else [(k, v) for k, v in raw]
 
 
-async def _until_sent(send: Callable[[], Awaitable[object]], what: str) -> None:
+async def until_sent(send: Callable[[], Awaitable[object]], what: str) -> None:
     delay = BACKOFF_START_S
     while True:
         try:
@@ -53,33 +59,78 @@ async def _until_sent(send: Callable[[], Awaitable[object]], what: str) -> None:
             delay = min(delay * 2, BACKOFF_MAX_S)
 
 
-async def quarantine(dead_letter: TopicT, event: EventT, reason: str, detail: str) -> None:
+async def quarantine(event: EventT, reason: str, detail: str, correlation_id: str | None = None) -> None:
     msg = event.message
     log.error("quarantined %s[%s]@%s: %s %s", msg.topic, msg.partition, msg.offset, reason, detail[:300])
-    await _until_sent(
-        lambda: dead_letter.send(key=msg.key, value=msg.value, headers=_headers(event, reason, detail)),
-        "dead-letter send",
+    coords = retries.Coordinates(msg.topic, msg.partition, msg.offset)
+    headers = headers_of(event)
+    now = dt.datetime.now(dt.UTC)
+    record = retries.exception_record(coords, reason, detail, msg.key, msg.value, headers, correlation_id, now)
+    dead = retries.dead_letter_headers(headers, coords, reason, detail, record["exception_id"], now)
+    exception = Output("sync.exceptions", correlation_id or coords.label, EXCEPTION, record)
+
+    async def send() -> None:
+        ready = await outputs.prepare([exception])
+        await outputs.topic("sync.dead-letter").send(key=msg.key, value=msg.value, headers=dead)
+        await outputs.send(ready)
+
+    await until_sent(send, "quarantine")
+    metrics.quarantined.labels(reason=reason).inc()
+
+
+async def _to_retry_tier(event: EventT, exc: SyncError) -> bool:
+    """Hand the message to its next retry tier; False when every tier has been tried."""
+    msg = event.message
+    headers = headers_of(event)
+    step = retries.next_step(headers, TIERS, msg.topic, time.time())
+    if step is None:
+        return False
+    tier, new_headers = step
+    coords = retries.Coordinates(msg.topic, msg.partition, msg.offset)
+    new_headers += retries.reason_headers(coords, exc.reason, exc.detail)
+    log.warning("%s: %s persists; %s@%s moves to retry tier %s", exc.reason, exc.detail, msg.topic, msg.offset, tier)
+    await until_sent(
+        lambda: outputs.topic(f"sync.retry.{tier}").send(key=msg.key, value=msg.value, headers=new_headers),
+        f"retry tier {tier} send",
     )
+    metrics.retried.labels(tier=tier).inc()
+    return True
 
 
-async def guarded(dead_letter: TopicT, event: EventT, handle: Callable[[], Awaitable[None]]) -> None:
+async def guarded(
+    event: EventT, handle: Callable[[], Awaitable[None]], correlation_id: Callable[[], str | None] | None = None
+) -> None:
     """Run ``handle`` for ``event`` so that no exception escapes and nothing is lost."""
-    delay = BACKOFF_START_S
+    delay, attempts = BACKOFF_START_S, 0
     while True:
         try:
             await handle()
             return
         except SyncError as exc:
             if exc.transient:
-                log.warning("transient %s; retrying in %.1fs: %s", exc.reason, delay, exc.detail)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, BACKOFF_MAX_S)
-                continue
-            await quarantine(dead_letter, event, exc.reason, exc.detail)
+                attempts += 1
+                if attempts <= settings.retry_in_place:
+                    log.warning("transient %s; retrying in %.1fs: %s", exc.reason, delay, exc.detail)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, BACKOFF_MAX_S)
+                    continue
+                if await _to_retry_tier(event, exc):
+                    return
+                detail = f"{exc.detail} (still failing after every retry tier)"
+                await quarantine(event, exc.reason, detail, _safe(correlation_id))
+                return
+            await quarantine(event, exc.reason, exc.detail, _safe(correlation_id))
             return
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             detail = "".join(traceback.format_exception_only(exc)).strip()
-            await quarantine(dead_letter, event, ReasonCode.UNEXPECTED_ERROR, detail)
+            await quarantine(event, ReasonCode.UNEXPECTED_ERROR, detail, _safe(correlation_id))
             return
+
+
+def _safe(correlation_id: Callable[[], str | None] | None) -> str | None:
+    try:
+        return correlation_id() if correlation_id else None
+    except Exception:
+        return None

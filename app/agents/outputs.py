@@ -26,6 +26,14 @@ def topic(name: str) -> TopicT:
     return _topics[name]
 
 
+def raw_topic(full_name: str) -> TopicT:
+    """A topic by its full name as found in a message header (retries and replays return there)."""
+    key = f"full:{full_name}"
+    if key not in _topics:
+        _topics[key] = app.topic(full_name, key_serializer="raw", value_serializer="raw")
+    return _topics[key]
+
+
 @dataclass(frozen=True, slots=True)
 class Ready:
     topic: TopicT

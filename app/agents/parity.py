@@ -107,9 +107,8 @@ def _gauges(key: str, bucket: Bucket) -> None:
 
 @app.agent(facts_topic)
 async def aggregate_parity(stream):
-    dead_letter = outputs.topic("sync.dead-letter")
     async for event in stream.events():
-        await guarded(dead_letter, event, lambda event=event: handle(event))
+        await guarded(event, lambda event=event: handle(event))
 
 
 _asked: dict[str, float] = {}  # currency -> when a judge message was last sent

@@ -17,7 +17,6 @@ RESULT = "io.crmerpsync.sync.PipelineProbeResult"
 
 probes = app.topic(settings.topic("sync.probe"), key_serializer="raw", value_serializer="raw")
 results = app.topic(settings.topic("sync.probe-results"), key_serializer="raw", value_serializer="raw")
-dead_letter = app.topic(settings.topic("sync.dead-letter"), key_serializer="raw", value_serializer="raw")
 
 decoder = runtime.decoder(PROBE)
 
@@ -39,4 +38,4 @@ async def answer_probes(stream):
             encoder = await runtime.encoder(results.get_topic_name(), RESULT)
             await results.send(key=event.key, value=encoder.encode(result))
 
-        await guarded(dead_letter, event, handle)
+        await guarded(event, handle)

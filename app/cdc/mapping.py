@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from app.domain.errors import ReasonCode, SyncError
+from app.settings import get_settings
 
 MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings" / "crm"
 UNAVAILABLE = "__debezium_unavailable_value"
@@ -122,8 +123,13 @@ class _UnavailableType:
 _Unavailable = _UnavailableType()
 
 
+def mapping_for(table: str, directory: Path | None = None) -> TableMapping:
+    """The mapping of ``table`` from ``directory`` (default: the configured ``CRM_ERP_MAPPINGS_DIR``)."""
+    return _load(table, directory or get_settings().mappings_dir)
+
+
 @cache
-def mapping_for(table: str, directory: Path = MAPPINGS_DIR) -> TableMapping:
+def _load(table: str, directory: Path) -> TableMapping:
     path = directory / f"{table}.toml"
     if not path.exists():
         raise SyncError(ReasonCode.MAPPING_ERROR, f"no mapping for CRM table {table!r} in {directory}")

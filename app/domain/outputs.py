@@ -11,6 +11,7 @@ EXCEPTION = "io.crmerpsync.sync.ExceptionRecord"
 RESOLUTION = "io.crmerpsync.sync.ExceptionResolution"
 AUDIT = "io.crmerpsync.sync.AuditRecord"
 DRIFT_ALERT = "io.crmerpsync.sync.DriftAlert"
+ESCALATION = "io.crmerpsync.sync.Escalation"
 JSON = "json"  # an internal topic's JSON message, not a registry contract
 
 

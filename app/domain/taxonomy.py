@@ -80,3 +80,12 @@ TAXONOMY: dict[R, Classification] = {
 
 def classify(reason: R) -> Classification:
     return TAXONOMY[reason]
+
+
+def markdown_table() -> str:
+    """The taxonomy as the README shows it (a test keeps the two equal)."""
+    rows = ["| reason code | type | severity | owner team | SLA (min) | customer-facing |", "|---|---|---|---|---|---|"]
+    for reason, c in TAXONOMY.items():
+        facing = "yes" if c.customer_facing else "no"
+        rows.append(f"| `{reason}` | {c.type} | {c.severity} | {c.owner_team} | {c.sla_minutes} | {facing} |")
+    return "\n".join(rows) + "\n"

@@ -41,3 +41,13 @@ parity_gap_amount = Gauge(
     "CRM closed-won minus ERP-accepted amount for the last judged window, per window length and currency",
     ["window", "currency"],
 )
+quarantined = Counter(
+    "crm_erp_sync_quarantined_total", "Messages dead-lettered with an exception record, per reason code", ["reason"]
+)
+retried = Counter("crm_erp_sync_retry_tier_sends_total", "Messages handed to a retry tier, per tier", ["tier"])
+retry_returned = Counter(
+    "crm_erp_sync_retry_tier_returns_total", "Messages a retry tier sent back to their topic, per tier", ["tier"]
+)
+escalations = Counter(
+    "crm_erp_sync_escalations_total", "Open exceptions escalated past their SLA, per team and mode", ["team", "mode"]
+)

@@ -11,6 +11,7 @@ from typing import Any
 
 import fastavro
 import httpx
+import httpx2  # confluent-kafka's registry client raises this fork's errors
 from confluent_kafka.schema_registry import AsyncSchemaRegistryClient, Schema
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
@@ -19,6 +20,10 @@ from app.domain.errors import ReasonCode, SyncError, TransientError
 
 def parse(schema: dict[str, Any] | str) -> dict[str, Any]:
     return fastavro.parse_schema(json.loads(schema) if isinstance(schema, str) else schema)
+
+
+# the registry did not answer: a transport error of either httpx the clients use, or the socket itself
+NETWORK_ERRORS = (httpx.HTTPError, httpx2.HTTPError, OSError)
 
 
 class SchemaResolver:
@@ -46,7 +51,7 @@ class SchemaResolver:
             if exc.http_status_code == 404:
                 raise SyncError(ReasonCode.UNKNOWN_SCHEMA_ID, f"schema id {schema_id}: {exc}") from exc
             raise TransientError(ReasonCode.REGISTRY_UNAVAILABLE, f"schema id {schema_id}: {exc}") from exc
-        except (httpx.HTTPError, OSError) as exc:
+        except NETWORK_ERRORS as exc:
             raise TransientError(ReasonCode.REGISTRY_UNAVAILABLE, f"schema id {schema_id}: {exc!r}") from exc
         parsed = parse(schema.schema_str)
         self._by_id[schema_id] = parsed
@@ -67,7 +72,7 @@ class SchemaResolver:
                     f"{subject} has no such schema; run `crm-erp-sync schemas register`",
                 ) from exc
             raise TransientError(ReasonCode.REGISTRY_UNAVAILABLE, f"{subject}: {exc}") from exc
-        except (httpx.HTTPError, OSError) as exc:
+        except NETWORK_ERRORS as exc:
             raise TransientError(ReasonCode.REGISTRY_UNAVAILABLE, f"{subject}: {exc!r}") from exc
         self._by_id.setdefault(schema_id, parse(schema))
         return schema_id

@@ -29,3 +29,5 @@ row_index = _table("row-index", "<table>:<row id> -> where a CRM row belongs (op
 deadlines = _table("sla-deadlines", "opportunity id -> epoch ms when its order's next ERP SLA falls due")
 parity_windows = _table("parity-windows", "bucket|<currency>|<1h|1d>|<start ms> -> window sums and alert (JSON)")
 parity_entries = _table("parity-entries", "<currency>|<side>|<opportunity id> -> the deal's last contribution (JSON)")
+exception_ledger = _table("exception-ledger", "exception id -> open/resolved state with its record (JSON)")
+escalation_due = _table("escalation-due", "exception id -> epoch ms when its SLA to resolve runs out")

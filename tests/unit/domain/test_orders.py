@@ -248,3 +248,25 @@ def test_after_the_grace_period_the_recheck_raises_the_exceptions():
     later = decide(state, src.event("opp-1", None), refs, policy, NOW + dt.timedelta(seconds=11))
     assert later.outcome is Outcome.REJECTED and not later.state.parked
     assert {o.value["reason_code"] for o in later.outputs} == {"MISSING_PAYMENT_TERMS", "MISSING_BILLING_SCHEDULE"}
+
+
+def test_a_change_back_from_a_retry_tier_is_superseded_by_what_overtook_it():
+    """Retries supersede: the close went to a retry tier, the deal was reopened meanwhile; the close
+    coming back (a new delivery, an older source position) changes nothing and creates nothing."""
+    src = Source()
+    lines = deal_events(src)[:2]
+    close = src.change("opportunity", "opp-1", header())  # fails transiently: off to a retry tier
+    reopen = src.change("opportunity", "opp-1", header(stage="NEGOTIATION"))
+    state, decisions = run([*lines, src.event("opp-1", reopen)])
+    back = decide(state, src.event("opp-1", close), references(), POLICY, NOW)  # new offset, old LSN
+    assert back.outcome is Outcome.STALE and not back.outputs and not commands(decisions)
+    assert back.state.header.stage == "NEGOTIATION"
+
+
+def test_a_line_change_back_from_a_retry_tier_still_applies_when_nothing_newer_touched_its_row():
+    src = Source()
+    l1, l2, close = deal_events(src)
+    state, decisions = run([l1, close])  # l2 is in a retry tier: the deal fails its amount check
+    assert not commands(decisions)
+    back = decide(state, src.event("opp-1", l2.change), references(), POLICY, NOW)
+    assert [c.value["command"]["-type"].rsplit(".", 1)[1] for c in commands([back])] == ["CreateSalesOrder"]

@@ -1,0 +1,51 @@
+"""Retry tiers: hold each message until its tier's delay has passed, then send it back to its topic.
+
+One agent per tier topic (``sync.retry.<tier>``). Messages of a tier arrive in due order, so
+waiting for the head of the stream delays nothing that is already due. The wait is in short
+steps: on a rebalance or shutdown the message is put back on its tier (same due time) instead of
+holding the group up. The main flows never wait for a retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from app.agents import outputs
+from app.agents.guard import TIERS, headers_of, quarantine, until_sent
+from app.domain import retries
+from app.domain.errors import ReasonCode
+from app.faust_app import app
+from app.ops import metrics
+
+STEP_S = 0.5
+
+
+def _retry_agent(tier: str):
+    topic = outputs.topic(f"sync.retry.{tier}")
+    returned = metrics.retry_returned.labels(tier=tier)
+
+    async def hold_and_return(stream):
+        async for event in stream.events():
+            msg = event.message
+            headers = headers_of(event)
+            due_ms = int(retries.header(headers, "x-retry-due-ms") or 0)
+            target = retries.header(headers, "x-retry-target")
+            while (remaining := due_ms / 1000 - time.time()) > 0 and not (app.rebalancing or app.should_stop):
+                await asyncio.sleep(min(remaining, STEP_S))
+            if target is None:
+                await quarantine(event, ReasonCode.UNEXPECTED_ERROR, f"retry tier {tier}: no x-retry-target header")
+                continue
+            destination = topic if time.time() * 1000 < due_ms else outputs.raw_topic(target)
+            await until_sent(
+                lambda d=destination, m=msg, h=headers: d.send(key=m.key, value=m.value, headers=h),
+                f"retry tier {tier} return",
+            )
+            if destination is not topic:
+                returned.inc()
+
+    hold_and_return.__name__ = f"retry_{tier.replace('-', '_')}"
+    return app.agent(topic, name=f"retry-{tier}")(hold_and_return)
+
+
+agents = [_retry_agent(tier) for tier, _ in TIERS]

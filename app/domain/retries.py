@@ -1,0 +1,145 @@
+"""Where a failed message goes next, and the context it carries there: headers and exception records.
+
+Header conventions (all values UTF-8):
+
+* retry: ``x-retry-attempt`` (tiers used so far), ``x-retry-due-ms`` (when the tier sends it back),
+  ``x-retry-target`` (the topic it returns to);
+* quarantine: ``x-reason``, ``x-detail``, ``x-source-topic``/``-partition``/``-offset``,
+  ``x-quarantined-at`` (epoch ms), ``x-exception-id``, and ``x-original-coordinates`` (where it
+  failed first, kept across retries and replays);
+* replay (set by ``crm-erp-sync replay``): ``x-replay-id``, ``x-replay-of``, ``x-replay-count``,
+  ``x-replay-operator``.
+
+No Faust, no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from app.domain.errors import ReasonCode
+from app.domain.taxonomy import classify
+
+Headers = list[tuple[str, bytes]]
+_QUARANTINE = ("x-reason", "x-detail", "x-source-topic", "x-source-partition", "x-source-offset")
+SERVICE_HEADERS = frozenset(
+    {*_QUARANTINE, "x-quarantined-at", "x-exception-id", "x-retry-attempt", "x-retry-due-ms", "x-retry-target"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Coordinates:
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+def parse_tiers(spec: str) -> list[tuple[str, float]]:
+    """``"10s=10,1m=60"`` -> ``[("10s", 10.0), ("1m", 60.0)]`` (tier topic suffix, delay in seconds)."""
+    tiers = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, seconds = part.partition("=")
+        if not name or not seconds or float(seconds) < 0:
+            raise ValueError(f"retry tier {part!r}: expected <topic suffix>=<seconds>")
+        tiers.append((name.strip(), float(seconds)))
+    return tiers
+
+
+def header(headers: Headers, name: str) -> str | None:
+    for key, value in reversed(headers):
+        if key == name and value is not None:
+            return value.decode("utf-8", errors="replace")
+    return None
+
+
+def _without(headers: Headers, names: frozenset[str] | tuple[str, ...]) -> Headers:
+    return [(k, v) for k, v in headers if k not in names]
+
+
+def next_step(headers: Headers, tiers: list[tuple[str, float]], topic: str, now_s: float) -> tuple[str, Headers] | None:
+    """The next tier and the headers the message travels with; None once every tier was tried."""
+    attempt = int(header(headers, "x-retry-attempt") or 0)
+    if attempt >= len(tiers):
+        return None
+    tier, delay = tiers[attempt]
+    kept = _without(headers, SERVICE_HEADERS)
+    return tier, [
+        *kept,
+        ("x-retry-attempt", str(attempt + 1).encode()),
+        ("x-retry-due-ms", str(int((now_s + delay) * 1000)).encode()),
+        ("x-retry-target", (header(headers, "x-retry-target") or topic).encode()),
+    ]
+
+
+def reason_headers(coords: Coordinates, reason: str, detail: str) -> Headers:
+    return [
+        ("x-reason", str(reason).encode()),
+        ("x-detail", detail[:2000].encode(errors="replace")),
+        ("x-source-topic", coords.topic.encode()),
+        ("x-source-partition", str(coords.partition).encode()),
+        ("x-source-offset", str(coords.offset).encode()),
+    ]
+
+
+def dead_letter_headers(
+    headers: Headers, coords: Coordinates, reason: str, detail: str, exception_id: str, now: dt.datetime
+) -> Headers:
+    kept = _without(headers, SERVICE_HEADERS)
+    first = header(headers, "x-original-coordinates")
+    out = [*kept, *reason_headers(coords, reason, detail)]
+    out += [
+        ("x-quarantined-at", str(int(now.timestamp() * 1000)).encode()),
+        ("x-exception-id", exception_id.encode()),
+    ]
+    if first is None:
+        out.append(("x-original-coordinates", coords.label.encode()))
+    return out
+
+
+def exception_record(
+    coords: Coordinates,
+    reason: str,
+    detail: str,
+    key: bytes | None,
+    value: bytes | None,
+    headers: Headers,
+    correlation_id: str | None,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """The ``ExceptionRecord`` (JSON-mode values) of a quarantined message, original bytes included."""
+    c = classify(ReasonCode(reason))
+    replay_count = int(header(headers, "x-replay-count") or 0)
+    return {
+        "exception_id": f"dlq:{coords.label}",
+        "reason_code": str(reason),
+        "exception_type": str(c.type),
+        "severity": str(c.severity),
+        "correlation_id": correlation_id,
+        "amount_at_risk": None,
+        "currency": None,
+        "customer_facing": c.customer_facing,
+        "owner_team": c.owner_team,
+        "sla_minutes": c.sla_minutes,
+        "detail": detail[:2000],
+        "lineage": {
+            "source_topic": coords.topic,
+            "source_partition": coords.partition,
+            "source_offset": coords.offset,
+            "schema_id": None,
+            "source_position": None,
+            "source_ts": None,
+        },
+        "original_key": key,
+        "original_value": value,
+        "original_headers": {k: (v or b"").decode("utf-8", errors="replace") for k, v in headers},
+        "raised_at": now.isoformat(),
+        "replay_of": header(headers, "x-replay-of"),
+        "replay_count": replay_count,
+        "status": "DEAD_LETTERED",
+    }

@@ -1,0 +1,116 @@
+"""Exception operations on the real platform: retry tiers, quarantine context, escalation."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from urllib.parse import urlparse
+
+import pytest
+
+from app.domain.outputs import EXCEPTION
+from tests.support.crm import Crm
+from tests.support.kafka import Sandbox
+from tests.support.proxy import Proxy
+
+pytestmark = pytest.mark.integration
+
+COMMANDS = "erp.commands.sales-order"
+
+
+@pytest.fixture
+def crm(sandbox: Sandbox) -> Crm:
+    sandbox.create_all()
+    world = Crm(sandbox)
+    world.reference_data()
+    return world
+
+
+def test_a_registry_outage_recovers_through_the_retry_tiers_without_an_operator(
+    sandbox: Sandbox, crm: Crm, worker_factory
+):
+    registry = urlparse(sandbox.settings.registry_url)
+    proxy = Proxy(registry.hostname, registry.port)
+    try:
+        via_proxy = sandbox.settings.registry_url.replace(f":{registry.port}", f":{proxy.port}")
+        worker_factory(CRM_ERP_REGISTRY_URL=via_proxy, CRM_ERP_RETRY_DELAYS="10s=2,1m=3,10m=4")
+        proxy.down = True  # the worker is up; every schema it has not seen yet is now out of reach
+        crm.deal("opp-r1")
+        sandbox.flush()
+        tiered = sandbox.collect("sync.retry.10s", lambda ms: len(ms) >= 1, 60, "a message in the first tier")
+        headers = dict(tiered[0].headers())
+        assert headers["x-reason"] == b"REGISTRY_UNAVAILABLE" and headers["x-retry-attempt"] == b"1"
+        proxy.down = False
+        msgs = sandbox.collect(COMMANDS, lambda ms: any(m.key() == b"opp-r1" for m in ms), 90, "the order")
+        assert len([m for m in msgs if m.key() == b"opp-r1"]) == 1
+        assert sandbox.everything("sync.dead-letter") == []
+    finally:
+        proxy.close()
+
+
+def test_a_poison_record_is_dead_lettered_with_its_full_context_and_an_exception_record(
+    sandbox: Sandbox, crm: Crm, worker_factory
+):
+    worker_factory()
+    sandbox.produce_raw("crm.public.opportunity", b"opp-p1", b"\x09not avro")
+    dead = sandbox.read("sync.dead-letter", 1)[0]
+    headers = dict(dead.headers())
+    source = sandbox.topic("crm.public.opportunity")
+    assert (dead.key(), dead.value()) == (b"opp-p1", b"\x09not avro")
+    assert headers["x-reason"] == b"BAD_MAGIC_BYTE" and headers["x-source-topic"] == source.encode()
+    exception_id = headers["x-exception-id"].decode()
+    coordinates = f"{source}/{headers['x-source-partition'].decode()}/{headers['x-source-offset'].decode()}"
+    assert exception_id == f"dlq:{coordinates}"
+    record = sandbox.decode(sandbox.read("sync.exceptions", 1)[0])
+    assert (record["exception_id"], record["status"], record["exception_type"]) == (
+        exception_id,
+        "DEAD_LETTERED",
+        "POISON_INPUT",
+    )
+    assert (record["original_key"], record["original_value"]) == (b"opp-p1", b"\x09not avro")
+    assert record["lineage"]["source_topic"] == source and record["owner_team"] == "integration-platform"
+    audit = sandbox.collect("sync.audit", lambda ms: len(ms) >= 1, 60, "the exception's audit record")
+    assert sandbox.decode(audit[0])["action"] == "EXCEPTION_RAISED"
+
+
+def test_an_exception_past_its_sla_escalates_once_on_its_route(sandbox: Sandbox, crm: Crm, worker_factory):
+    worker_factory(CRM_ERP_ESCALATION_CHECK_S="0.5")
+    raised = dt.datetime.now(dt.UTC) - dt.timedelta(hours=5)
+    record = {
+        "exception_id": "opp-e1:ERP_REJECTED:evt-9",
+        "reason_code": "ERP_REJECTED",
+        "exception_type": "ERP_REJECTION",
+        "severity": "HIGH",
+        "correlation_id": "opp-e1",
+        "amount_at_risk": None,
+        "currency": None,
+        "customer_facing": True,
+        "owner_team": "order-management",
+        "sla_minutes": 240,
+        "detail": "ERP CREDIT_LIMIT",
+        "lineage": {
+            "source_topic": "erp.events.sales-order",
+            "source_partition": 0,
+            "source_offset": 9,
+            "schema_id": None,
+            "source_position": None,
+            "source_ts": None,
+        },
+        "original_key": None,
+        "original_value": None,
+        "original_headers": {},
+        "raised_at": raised,
+        "replay_of": None,
+        "replay_count": 0,
+        "status": "OPEN",
+    }
+    sandbox.produce_avro("sync.exceptions", EXCEPTION, [(b"opp-e1", record)])
+    escalated = sandbox.decode(sandbox.read("sync.escalations", 1, timeout=60)[0])
+    assert (escalated["route_team"], escalated["channel"], escalated["mode"]) == (
+        "order-management",
+        "#order-management",
+        "TICKET",
+    )
+    assert escalated["exception_id"] == record["exception_id"] and escalated["overdue_minutes"] >= 59
+    time.sleep(2)
+    assert len(sandbox.everything("sync.escalations")) == 1  # once, not at every check
