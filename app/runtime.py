@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from app.contracts import default_index
 from app.domain.lifecycle import Slas
+from app.domain.retries import parse_tiers
 from app.domain.validation import Policy
 from app.serde.avro import AvroDecoder, AvroEncoder
 from app.serde.registry import SchemaResolver
@@ -39,6 +40,7 @@ class Runtime:
                 payment_grace=dt.timedelta(seconds=s.sla_payment_grace_s),
                 auto_heal=s.auto_heal,
             ),
+            retry_tiers=tuple(parse_tiers(s.retry_delays)),
         )
 
     def decoder(self, contract: str | None = None) -> AvroDecoder:

@@ -51,7 +51,7 @@ async def handle(event) -> None:
     state = DealState.model_validate_json(raw) if raw else None
     now = dt.datetime.now(dt.UTC)
     if isinstance(item, ErpEvent):
-        decision = on_erp_event(state, item, delivery, runtime.policy, now)
+        decision = on_erp_event(state, item, delivery, runtime.policy, now, runtime.references)
     else:
         decision = decide(state, item, runtime.references, runtime.policy, now)
     ready = await outputs.prepare(decision.outputs)

@@ -39,6 +39,11 @@ class Ready:
     topic: TopicT
     key: bytes
     value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def _headers(out: Output) -> list[tuple[str, bytes]]:
+    return [(k, v.encode()) for k, v in out.headers]
 
 
 async def prepare(outputs: list[Output]) -> list[Ready]:
@@ -46,14 +51,14 @@ async def prepare(outputs: list[Output]) -> list[Ready]:
     for out in outputs:
         target = topic(out.topic)
         if out.contract == JSON:
-            ready.append(Ready(target, out.key.encode(), orjson.dumps(out.value)))
+            ready.append(Ready(target, out.key.encode(), orjson.dumps(out.value), _headers(out)))
             continue
         encoder = await runtime.encoder(target.get_topic_name(), out.contract)
         record = model(out.contract).model_validate(out.value)
-        ready.append(Ready(target, out.key.encode(), encoder.encode(record.to_avro())))
+        ready.append(Ready(target, out.key.encode(), encoder.encode(record.to_avro()), _headers(out)))
     return ready
 
 
 async def send(ready: list[Ready]) -> None:
     for r in ready:
-        await r.topic.send(key=r.key, value=r.value)
+        await r.topic.send(key=r.key, value=r.value, headers=r.headers or None)

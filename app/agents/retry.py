@@ -15,7 +15,7 @@ from app.agents import outputs
 from app.agents.guard import TIERS, headers_of, quarantine, until_sent
 from app.domain import retries
 from app.domain.errors import ReasonCode
-from app.faust_app import app
+from app.faust_app import app, settings
 from app.ops import metrics
 
 STEP_S = 0.5
@@ -31,6 +31,8 @@ def _retry_agent(tier: str):
             headers = headers_of(event)
             due_ms = int(retries.header(headers, "x-retry-due-ms") or 0)
             target = retries.header(headers, "x-retry-target")
+            if target is None and (catalog := retries.header(headers, "x-retry-target-catalog")):
+                target = settings.topic(catalog)  # a command the domain re-sends (retryable ERP rejection)
             while (remaining := due_ms / 1000 - time.time()) > 0 and not (app.rebalancing or app.should_stop):
                 await asyncio.sleep(min(remaining, STEP_S))
             if target is None:

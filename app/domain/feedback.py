@@ -26,7 +26,7 @@ from app.domain.lifecycle import (
     order_status,
     payment_status,
 )
-from app.domain.orders import Decision, Outcome, redelivered, remember
+from app.domain.orders import DealChange, Decision, Outcome, rebuild_create, redelivered, remember
 from app.domain.outputs import CRM_UPDATE, EXCEPTION, RESOLUTION, Output
 from app.domain.taxonomy import classify
 from app.domain.validation import Policy
@@ -51,7 +51,9 @@ CRM_WRITABLE = frozenset(
 CRM_UPDATE_IDENTITY = frozenset({"envelope", "opportunity_id", "account_id"})
 
 
-def on_erp_event(state: DealState | None, event: ErpEvent, delivery: str, policy: Policy, now: dt.datetime) -> Decision:
+def on_erp_event(
+    state: DealState | None, event: ErpEvent, delivery: str, policy: Policy, now: dt.datetime, refs=None
+) -> Decision:
     state = state if state is not None else DealState(opportunity_id=event.correlation_id)
     if (again := redelivered(state, delivery)) is not None:
         return again
@@ -60,7 +62,9 @@ def on_erp_event(state: DealState | None, event: ErpEvent, delivery: str, policy
         return Decision(state, Outcome.DUPLICATE)
     apply(erp, event)
     outputs = [crm_update(state, event, now)]
-    outputs += _rejection(state, erp, event, now)
+    retry = _retry(state, erp, event, delivery, refs, policy, now) if event.kind is ErpKind.REJECTED else []
+    outputs += _rejection(state, erp, event, now, retrying=bool(retry))
+    outputs += retry
     outputs += judge(state, policy, now)
     outputs += fact_outputs(state)
     remember(state, delivery, outputs)
@@ -97,7 +101,28 @@ def crm_update(state: DealState, event: ErpEvent, now: dt.datetime) -> Output:
     return Output("crm.commands.update", state.opportunity_id, CRM_UPDATE, value)
 
 
-def _rejection(state: DealState, erp: ErpView, event: ErpEvent, now: dt.datetime) -> list[Output]:
+def _retry(state: DealState, erp: ErpView, event: ErpEvent, delivery: str, refs, policy: Policy, now) -> list[Output]:
+    """A retryable rejection sends the same create back through the next retry tier (same command id)."""
+    if not event.body.get("retryable") or refs is None or erp.retries >= len(policy.retry_tiers):
+        return []
+    tier, delay = policy.retry_tiers[erp.retries]
+    detail = f"the ERP rejected it as retryable ({event.body['reason_code']}): sent again after retry tier {tier}"
+    change = DealChange(state.opportunity_id, None, event.lineage, delivery)
+    rebuilt = rebuild_create(state, change, refs, policy, now, f"retry-{erp.retries + 1}", detail)
+    if rebuilt is None:
+        return []
+    erp.retries += 1
+    command, audit = rebuilt
+    headers = (
+        ("x-retry-attempt", str(erp.retries)),
+        ("x-retry-due-ms", str(int(now.timestamp() * 1000 + delay * 1000))),
+        ("x-retry-target-catalog", command.topic),
+        ("x-reason", str(ReasonCode.ERP_REJECTED)),
+    )
+    return [Output(f"sync.retry.{tier}", command.key, command.contract, command.value, headers), audit]
+
+
+def _rejection(state: DealState, erp: ErpView, event: ErpEvent, now: dt.datetime, retrying: bool) -> list[Output]:
     """A rejection raises an exception linked to the deal; a later acceptance resolves it."""
     reason = ReasonCode.ERP_REJECTED
     exception_id = state.open_exceptions.get(reason)
@@ -139,6 +164,6 @@ def _rejection(state: DealState, erp: ErpView, event: ErpEvent, now: dt.datetime
         "raised_at": now.isoformat(),
         "replay_of": None,
         "replay_count": 0,
-        "status": "OPEN",
+        "status": "RETRYING" if retrying else "OPEN",
     }
     return [Output("sync.exceptions", state.opportunity_id, EXCEPTION, value)]

@@ -102,6 +102,7 @@ class ErpView(_Model):
     events: list[Applied] = Field(default_factory=list)
     reissued_at_ms: int | None = None  # auto-heal: the create was re-issued once
     heal_skipped: bool = False  # auto-heal was due but the deal no longer validates: alert instead
+    retries: int = 0  # retryable rejections sent back to the ERP through the retry tiers
 
     def healing(self, slas: Slas) -> bool:
         """An overdue acceptance still waits for its one auto-heal re-issue (no alert before that)."""

@@ -201,16 +201,31 @@ def reissue_if_unaccepted(state: DealState, event: DealChange, refs, policy: Pol
     if now_ms < order.commanded_at_ms + int(policy.slas.accept.total_seconds() * 1000):
         return []
     erp = state.erp = erp or ErpView()
-    failures, resolved = validate(state.header, state.lines, refs, policy)
-    if failures or resolved is None:
+    outputs = rebuild_create(
+        state, event, refs, policy, now, "reissued", "re-issued once: no acceptance within its SLA"
+    )
+    if outputs is None:
         erp.heal_skipped = True  # the deal no longer validates: alert rather than resend
         return []
     erp.reissued_at_ms = now_ms
-    commanded_at, digest = order.commanded_at_ms, order.digest
-    outputs = _create(state, state.header, resolved, event, now, digest)
+    return outputs
+
+
+def rebuild_create(state: DealState, event: DealChange, refs, policy: Policy, now: dt.datetime, why: str,
+                   detail: str) -> list[Output] | None:  # fmt: skip
+    """The deal's create again, same command id (the command and its audit record); None if it no
+    longer validates. The order keeps when it was first commanded: its SLAs do not restart."""
+    order = state.order
+    if order is None or state.header is None:
+        return None
+    failures, resolved = validate(state.header, state.lines, refs, policy)
+    if failures or resolved is None:
+        return None
+    commanded_at = order.commanded_at_ms
+    outputs = _create(state, state.header, resolved, event, now, order.digest)
     state.order = state.order.model_copy(update={"commanded_at_ms": commanded_at})
-    outputs[-1].value["audit_id"] += ":reissued"
-    outputs[-1].value["detail"] = "re-issued once: no acceptance within its SLA"
+    outputs[-1].value["audit_id"] += f":{why}"
+    outputs[-1].value["detail"] = detail
     return outputs
 
 

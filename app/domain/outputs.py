@@ -21,3 +21,4 @@ class Output:
     key: str
     contract: str
     value: dict[str, Any]  # JSON-mode values; the agent validates them into the contract's model
+    headers: tuple[tuple[str, str], ...] = ()  # Kafka headers (UTF-8 values), e.g. a retry tier's

@@ -28,6 +28,7 @@ class Policy:
     # prices arrive on other topics, so a close is often seen a moment before the rest of the deal
     grace: dt.timedelta = dt.timedelta(0)
     slas: Slas = field(default_factory=Slas)  # what the ERP's side of an order is held to (parity)
+    retry_tiers: tuple[tuple[str, float], ...] = ()  # (tier, delay s): where retryable ERP rejections go
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,7 +170,7 @@ class Deal:
         if delivery is None:
             self.src.offset += 1
             delivery = f"sync.deal-changes/0/{self.src.offset}"
-        return self._record(on_erp_event(self.state, event, delivery, self.policy, now), check)
+        return self._record(on_erp_event(self.state, event, delivery, self.policy, now, self.refs), check)
 
     def erp(self, kind: ErpKind, now: dt.datetime, **fields: Any) -> Decision:
         return self.feed(self.event(kind, now, **fields), now)

@@ -338,3 +338,25 @@ def test_every_output_of_the_feedback_flow_is_a_valid_record_of_its_contract():
     assert contract_problems(deal.outputs) == []
     for value in updates(deal.outputs):  # rejected, cancelled, disputed: still only ERP-owned fields
         assert set(value) <= CRM_WRITABLE | CRM_UPDATE_IDENTITY
+
+
+def test_a_retryable_rejection_sends_the_same_create_through_the_retry_tiers_until_they_run_out():
+    from app.domain.validation import Policy
+
+    deal = Deal(policy=Policy(retry_tiers=(("10s", 10.0), ("1m", 60.0))))
+    create_id = deal.state.order.create_command_id
+    first = deal.erp(ErpKind.REJECTED, at(minutes=3), retryable=True)
+    [retry] = [o for o in first.outputs if o.topic == "sync.retry.10s"]
+    assert retry.value["envelope"]["command_id"] == create_id and retry.key == OPP
+    headers = dict(retry.headers)
+    assert headers["x-retry-target-catalog"] == "erp.commands.sales-order" and headers["x-retry-attempt"] == "1"
+    assert int(headers["x-retry-due-ms"]) == ms(at(minutes=3)) + 10_000
+    [exc] = [o.value for o in first.outputs if o.topic == "sync.exceptions"]
+    assert exc["status"] == "RETRYING"
+    second = deal.erp(ErpKind.REJECTED, at(minutes=4), retryable=True)
+    assert [o.topic for o in second.outputs if o.topic.startswith("sync.retry.")] == ["sync.retry.1m"]
+    third = deal.erp(ErpKind.REJECTED, at(minutes=6), retryable=True)
+    assert not [o for o in third.outputs if o.topic.startswith("sync.retry.")]  # the tiers are used up
+    accepted = deal.erp(ErpKind.ACCEPTED, at(minutes=7))
+    [resolution] = [o.value for o in accepted.outputs if o.topic == "sync.exception-resolutions"]
+    assert resolution["exception_id"] == exc["exception_id"]
