@@ -148,6 +148,115 @@ def _reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trace(args: argparse.Namespace) -> int:
+    import json
+
+    from app.domain.trace import render
+    from app.ops.trace import TraceError, run
+
+    try:
+        entries = run(get_settings(), args.correlation_id, _ms(args.since), verbose=args.verbose)
+    except TraceError as exc:
+        print(f"crm-erp-sync trace: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([e.to_json() for e in entries], indent=2))
+    else:
+        print(render(entries, args.correlation_id), end="")
+    return 0
+
+
+def _operator(name: str | None) -> str:
+    import os
+
+    return name or os.environ.get("USER") or "operator"
+
+
+def _positive(kind: type):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+        return value
+
+    return parse
+
+
+def _exceptions(args: argparse.Namespace) -> int:
+    import json
+
+    from app.domain import exception_ledger as ledger
+    from app.ops import exceptions_cli as ops
+    from app.ops.reconcile import ReconcileError
+
+    s = get_settings()
+    now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+    try:
+        if args.action == "list":
+            entries, bad = ops.list_entries(s, args.reason, args.severity, _ms(args.since), args.open)
+            if args.json:
+                print(json.dumps([e.to_json(now_ms) for e in entries], indent=2))
+            else:
+                print(ledger.render_table(entries, now_ms), end="")
+            if bad:
+                print(f"crm-erp-sync exceptions: {bad} ledger value(s) did not parse", file=sys.stderr)
+            return 0
+        if args.action == "show":
+            entry = ops.find(s, args.id)
+            if entry is None:
+                print(f"crm-erp-sync exceptions show: {args.id!r} is not in the exception ledger", file=sys.stderr)
+                return 1
+            text = json.dumps(entry.to_json(now_ms), indent=2) + "\n" if args.json else None
+            print(text or ledger.render_detail(entry, now_ms), end="")
+            return 0
+        operator = _operator(args.operator)
+        ops.resolve(s, args.id, operator, args.note)
+    except ledger.Refused as exc:
+        print(f"crm-erp-sync exceptions {args.action}: refused: {exc}", file=sys.stderr)
+        return 1
+    except (ReconcileError, ops.OpsError) as exc:
+        print(f"crm-erp-sync exceptions {args.action}: {exc}", file=sys.stderr)
+        return 2
+    print(f"resolved {args.id} (MANUAL, by {operator}); resolution and audit record produced")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from app.domain.replay import Criteria, Origin
+    from app.ops import replay as ops
+    from app.ops.exceptions_cli import OpsError
+    from app.ops.reconcile import ReconcileError
+
+    if args.since and args.until and args.since >= args.until:
+        print("crm-erp-sync replay: --since must be before --until", file=sys.stderr)
+        return 2
+    criteria = Criteria(
+        reasons=frozenset(args.reason or ()),
+        keys=frozenset(args.key or ()),
+        ids=frozenset(args.id or ()),
+        since_ms=_ms(args.since),
+        until_ms=_ms(args.until),
+    )
+    try:
+        result = ops.run(
+            get_settings(),
+            criteria,
+            Origin(args.origin),
+            dry_run=args.dry_run,
+            rate=args.rate,
+            limit=args.max,
+            operator=_operator(args.operator),
+            include_resolved=args.include_resolved,
+        )
+    except (ReconcileError, OpsError) as exc:
+        print(f"crm-erp-sync replay: {exc}", file=sys.stderr)
+        return 2
+    return 0 if result.ok else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="crm-erp-sync", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -178,6 +287,52 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--until", type=instant, help="orders commanded before this ISO date/datetime (exclusive)")
     rec.add_argument("--json", action="store_true", help="print the report as JSON instead of a table")
     rec.set_defaults(func=_reconcile)
+
+    trace = sub.add_parser("trace", help="one deal's history across the service's topics, in time order (audits)")
+    trace.add_argument("correlation_id", metavar="correlation-id", help="the CRM opportunity id, e.g. opp-42")
+    trace.add_argument("--since", type=instant, help="only events at or after this ISO date/datetime (UTC)")
+    trace.add_argument("--json", action="store_true", help="print the events as a JSON list instead of lines")
+    trace.add_argument("--verbose", action="store_true", help="also show the deal's re-checks")
+    trace.set_defaults(func=_trace)
+
+    exc = sub.add_parser("exceptions", help="the exception ledger: list, show and resolve exceptions")
+    exc_sub = exc.add_subparsers(dest="action", required=True)
+    exc_list = exc_sub.add_parser("list", help="exceptions in the ledger, oldest first")
+    exc_list.add_argument("--reason", help="only this reason code (e.g. MAPPING_ERROR)")
+    exc_list.add_argument("--severity", help="only this severity (LOW, MEDIUM, HIGH, CRITICAL)")
+    exc_list.add_argument("--since", type=instant, help="only exceptions raised at or after this ISO date/datetime")
+    exc_list.add_argument("--open", action="store_true", help="only exceptions not RESOLVED")
+    exc_list.add_argument("--json", action="store_true", help="print the list as JSON instead of a table")
+    exc_show = exc_sub.add_parser("show", help="one exception's full context")
+    exc_show.add_argument("id", help="the exception id")
+    exc_show.add_argument("--json", action="store_true", help="print it as JSON")
+    exc_resolve = exc_sub.add_parser("resolve", help="close an open exception by hand (MANUAL), with an audit record")
+    exc_resolve.add_argument("id", help="the exception id")
+    exc_resolve.add_argument("--note", required=True, help="why it is resolved (no personal data)")
+    exc_resolve.add_argument("--operator", help="who resolves it (default: $USER, else 'operator')")
+    exc.set_defaults(func=_exceptions)
+
+    rep = sub.add_parser("replay", help="re-inject quarantined inputs into their source topics, audited and closed")
+    rep.add_argument("--reason", action="append", help="only this reason (x-reason / reason_code); repeatable")
+    rep.add_argument("--key", action="append", help="only this original key (UTF-8, or an Avro key's id); repeatable")
+    rep.add_argument("--id", action="append", help="only this exception id (x-exception-id); repeatable")
+    rep.add_argument("--since", type=instant, help="only inputs quarantined at or after this ISO date/datetime")
+    rep.add_argument("--until", type=instant, help="only inputs quarantined before this ISO date/datetime")
+    rep.add_argument(
+        "--from",
+        dest="origin",
+        choices=["dead-letter", "exceptions"],
+        default="dead-letter",
+        help="read dead-letter messages (default) or exception records carrying the original value",
+    )
+    rep.add_argument("--dry-run", action="store_true", help="print what would be re-injected; produce nothing")
+    rep.add_argument("--rate", type=_positive(float), default=50.0, help="messages per second (default 50)")
+    rep.add_argument("--max", type=_positive(int), help="replay at most this many")
+    rep.add_argument("--operator", help="who replays (default: $USER, else 'operator')")
+    rep.add_argument(
+        "--include-resolved", action="store_true", help="also replay inputs whose exception is already resolved"
+    )
+    rep.set_defaults(func=_replay)
 
     worker = sub.add_parser("worker", help="run the Faust stream-processing worker")
     worker.add_argument("--loglevel", default="info")

@@ -20,7 +20,7 @@ import logging
 from typing import Any
 
 from app.agents import outputs
-from app.agents.guard import guarded
+from app.agents.guard import guarded, replay_headers
 from app.catalog import default_catalog
 from app.cdc import messages
 from app.cdc.envelope import key_id, normalise
@@ -72,14 +72,15 @@ async def ingest(event) -> None:
     lineage = Lineage(
         msg.topic, msg.partition, msg.offset, decoded.schema_id if decoded else None, change.position.ts_ms
     )
-    await _route(table, change, lineage)
+    await _route(table, change, lineage, replay_headers(event))
     _routed.inc()
 
 
-async def _route(table: str, change: RowChange, lineage: Lineage) -> None:
+async def _route(table: str, change: RowChange, lineage: Lineage, headers: list | None = None) -> None:
+    """``headers``: a replay's headers, carried along so the deal's history shows the replay."""
     if table == "opportunity":
         await outputs.topic("sync.deal-changes").send(
-            key=change.row_id.encode(), value=messages.deal_change(change.row_id, change, lineage)
+            key=change.row_id.encode(), value=messages.deal_change(change.row_id, change, lineage), headers=headers
         )
     elif table == "opportunity_line_item":
         index_key = f"line:{change.row_id}".encode()
@@ -89,7 +90,7 @@ async def _route(table: str, change: RowChange, lineage: Lineage) -> None:
         if row_index.get(index_key) != opp.encode():  # a changelog write only when the line moves
             row_index[index_key] = opp.encode()
         await outputs.topic("sync.deal-changes").send(
-            key=opp.encode(), value=messages.deal_change(opp, change, lineage)
+            key=opp.encode(), value=messages.deal_change(opp, change, lineage), headers=headers
         )
     elif table == "account":
         await _account(change, lineage)

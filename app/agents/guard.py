@@ -22,12 +22,13 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 
+from faust.exceptions import PartitionsMismatch
 from faust.types import EventT
 
 from app.agents import outputs
 from app.catalog import default_catalog
 from app.domain import retries
-from app.domain.errors import ReasonCode, SyncError
+from app.domain.errors import ReasonCode, SyncError, TransientError
 from app.domain.outputs import EXCEPTION, Output
 from app.faust_app import settings
 from app.ops import metrics
@@ -45,6 +46,12 @@ if _unknown:
 def headers_of(event: EventT) -> list[tuple[str, bytes]]:
     raw = event.message.headers or []
     return list(raw.items()) if isinstance(raw, dict) else [(k, v) for k, v in raw]
+
+
+def replay_headers(event: EventT) -> list[tuple[str, bytes]] | None:
+    """The ``x-replay-*`` headers of a replayed message (None for an ordinary one)."""
+    found = [(k, v) for k, v in headers_of(event) if k.startswith("x-replay-")]
+    return found or None
 
 
 async def until_sent(send: Callable[[], Awaitable[object]], what: str) -> None:
@@ -104,7 +111,10 @@ async def guarded(
     delay, attempts = BACKOFF_START_S, 0
     while True:
         try:
-            await handle()
+            try:
+                await handle()
+            except PartitionsMismatch as exc:  # seen right after start: a new changelog not in metadata yet
+                raise TransientError(ReasonCode.BROKER_METADATA, str(exc).replace("\n", " ")) from exc
             return
         except SyncError as exc:
             if exc.transient:

@@ -20,6 +20,7 @@ class ReasonCode(StrEnum):
     MAPPING_ERROR = "MAPPING_ERROR"
     # infrastructure that may recover by itself: retried
     REGISTRY_UNAVAILABLE = "REGISTRY_UNAVAILABLE"
+    BROKER_METADATA = "BROKER_METADATA"  # the broker's view of a topic is not (yet) what it must be
     # commercial completeness of a closed-won deal (data validation)
     NO_LINES = "NO_LINES"
     INVALID_QUANTITY = "INVALID_QUANTITY"

@@ -56,6 +56,7 @@ TAXONOMY: dict[R, Classification] = {
     R.NOT_A_CDC_EVENT: Classification(T.POISON_INPUT, S.MEDIUM, "integration-platform", _DAY),
     R.MAPPING_ERROR: Classification(T.MAPPING, S.HIGH, "integration-platform", 4 * 60),
     R.REGISTRY_UNAVAILABLE: Classification(T.TRANSIENT_INFRASTRUCTURE, S.HIGH, "integration-platform", 30),
+    R.BROKER_METADATA: Classification(T.TRANSIENT_INFRASTRUCTURE, S.HIGH, "integration-platform", 30),
     R.NO_LINES: Classification(T.DATA_VALIDATION, S.HIGH, "sales-ops", 4 * 60, customer_facing=True),
     R.INVALID_QUANTITY: Classification(T.DATA_VALIDATION, S.HIGH, "sales-ops", 4 * 60, customer_facing=True),
     R.PRICE_OUT_OF_POLICY: Classification(T.DATA_VALIDATION, S.HIGH, "deal-desk", 4 * 60, customer_facing=True),

@@ -10,8 +10,9 @@ keeps writing. Compaction may not have run yet, so the last value per key wins a
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
 
 from app.domain.deal import DealState
@@ -25,13 +26,39 @@ class ReconcileError(Exception):
     """The changelog cannot be read; the message says why and what to check."""
 
 
+class MissingTopicError(ReconcileError):
+    """The topic to read does not exist (yet) on the cluster."""
+
+
 def changelog_topic(s: Settings) -> str:
     return f"{s.app_id}-deals-changelog"
 
 
-def read_changelog(s: Settings, timeout_s: float = TIMEOUT_S) -> dict[bytes, bytes]:
-    """The last non-null value of every key in the deals changelog, up to its current end."""
-    topic = changelog_topic(s)
+def read_changelog(s: Settings, timeout_s: float = TIMEOUT_S, topic: str | None = None) -> dict[bytes, bytes]:
+    """The last non-null value of every key in a table changelog (default: deals), up to its current end."""
+    latest: dict[bytes, bytes] = {}
+    scan(
+        s,
+        topic or changelog_topic(s),
+        latest,
+        timeout_s,
+        missing="the worker has never run against this cluster with this CRM_ERP_APP_ID",
+    )
+    return latest
+
+
+def scan(
+    s: Settings,
+    topic: str,
+    sink: dict[bytes, bytes] | Callable[[Message], None],
+    timeout_s: float = TIMEOUT_S,
+    missing: str = "",
+) -> None:
+    """Read ``topic`` from its start up to the high watermarks captured now, without joining a group.
+
+    A dict ``sink`` folds the messages into the last non-null value per key (a changelog); a callable
+    gets every message, in order per partition. MissingTopicError (``missing`` says why) when absent.
+    """
     consumer = Consumer(
         {
             "bootstrap.servers": s.kafka_bootstrap,
@@ -49,31 +76,34 @@ def read_changelog(s: Settings, timeout_s: float = TIMEOUT_S) -> dict[bytes, byt
         except KafkaException as exc:
             raise ReconcileError(f"cannot reach Kafka at {s.kafka_bootstrap}: {exc}") from exc
         if topic not in meta.topics:
-            raise ReconcileError(
-                f"changelog topic {topic} does not exist on {s.kafka_bootstrap}: the worker has never run "
-                "against this cluster with this CRM_ERP_APP_ID"
+            raise MissingTopicError(
+                f"{'changelog ' if topic.endswith('-changelog') else ''}topic {topic} does not exist on "
+                f"{s.kafka_bootstrap}" + (f": {missing}" if missing else "")
             )
         ends: dict[int, int] = {}
         for p in meta.topics[topic].partitions:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
             if high > low:
                 ends[p] = high
-        latest: dict[bytes, bytes] = {}
         if ends:
             consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-            _drain(consumer, ends, latest, timeout_s)
-        return latest
+            _drain(consumer, ends, sink, timeout_s)
     finally:
         consumer.close()
 
 
-def _drain(consumer: Consumer, ends: dict[int, int], latest: dict[bytes, bytes], timeout_s: float) -> None:
+def _drain(
+    consumer: Consumer,
+    ends: dict[int, int],
+    sink: dict[bytes, bytes] | Callable[[Message], None],
+    timeout_s: float,
+) -> None:
     idle_since = time.monotonic()
     while ends:
         msg = consumer.poll(1.0)
         if msg is None:
             if time.monotonic() - idle_since > timeout_s:
-                raise ReconcileError(f"no changelog records for {timeout_s}s; partitions {sorted(ends)} unfinished")
+                raise ReconcileError(f"no records for {timeout_s}s; partitions {sorted(ends)} unfinished")
             continue
         idle_since = time.monotonic()
         p = msg.partition()
@@ -81,15 +111,17 @@ def _drain(consumer: Consumer, ends: dict[int, int], latest: dict[bytes, bytes],
             if msg.error().code() == KafkaError._PARTITION_EOF:
                 ends.pop(p, None)
                 continue
-            raise ReconcileError(f"reading the changelog failed: {msg.error()}")
+            raise ReconcileError(f"reading {msg.topic()} failed: {msg.error()}")
         if p not in ends or msg.offset() >= ends[p]:
             ends.pop(p, None)  # written after the start: not part of this snapshot
             continue
-        if msg.key() is not None:
+        if callable(sink):
+            sink(msg)
+        elif msg.key() is not None:
             if msg.value() is None:
-                latest.pop(msg.key(), None)
+                sink.pop(msg.key(), None)
             else:
-                latest[msg.key()] = msg.value()
+                sink[msg.key()] = msg.value()
         if msg.offset() >= ends[p] - 1:
             ends.pop(p)
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import shutil
+import subprocess
+import sys
 import time
 from urllib.parse import urlparse
 
 import pytest
 
 from app.domain.outputs import EXCEPTION
+from app.settings import REPO_ROOT
 from tests.support.crm import Crm
 from tests.support.kafka import Sandbox
 from tests.support.proxy import Proxy
@@ -114,3 +119,52 @@ def test_an_exception_past_its_sla_escalates_once_on_its_route(sandbox: Sandbox,
     assert escalated["exception_id"] == record["exception_id"] and escalated["overdue_minutes"] >= 59
     time.sleep(2)
     assert len(sandbox.everything("sync.escalations")) == 1  # once, not at every check
+
+
+def cli(sandbox: Sandbox, *args: str) -> str:
+    run = subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], env=sandbox.env(), capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    return run.stdout
+
+
+def test_fixing_a_mapping_and_replaying_yields_exactly_one_order_and_a_complete_trace(
+    sandbox: Sandbox, crm: Crm, worker_factory, tmp_path
+):
+    broken = tmp_path / "mappings"
+    shutil.copytree(REPO_ROOT / "app" / "mappings" / "crm", broken)
+    spec = broken / "opportunity.toml"
+    spec.write_text(spec.read_text().replace('time = "date"', 'time = "micros"'))  # a bad mapping release
+    worker = worker_factory(CRM_ERP_MAPPINGS_DIR=str(broken))
+    crm.deal("opp-m1")
+    sandbox.flush()
+    dead = sandbox.collect("sync.dead-letter", lambda ms: len(ms) >= 3, 60, "the deal's header changes")
+    assert {dict(m.headers())["x-reason"] for m in dead} == {b"MAPPING_ERROR"}
+    assert sandbox.everything(COMMANDS, quiet=2) == []
+
+    worker.stop()
+    worker_factory()  # the fixed mapping (the repository's)
+    preview = cli(sandbox, "replay", "--reason", "MAPPING_ERROR", "--dry-run")
+    assert "opp-m1" in preview and sandbox.everything(COMMANDS, quiet=2) == []
+    cli(sandbox, "replay", "--reason", "MAPPING_ERROR", "--operator", "alice")
+    orders = sandbox.collect(COMMANDS, lambda ms: len(ms) >= 1, 90, "the order after the replay")
+    command_id = sandbox.decode(orders[0])["envelope"]["command_id"]
+
+    # by mistake, once more: the resolved exceptions are skipped unless forced, and forcing changes nothing
+    assert "already resolved" in cli(sandbox, "replay", "--reason", "MAPPING_ERROR", "--dry-run")
+    cli(sandbox, "replay", "--reason", "MAPPING_ERROR", "--include-resolved", "--operator", "alice")
+    sandbox.collect("sync.audit", lambda ms: sum(sandbox.decode(m)["action"] == "REPLAYED" for m in ms) >= 6, 60)
+    commands = sandbox.everything(COMMANDS)
+    assert {sandbox.decode(m)["envelope"]["command_id"] for m in commands} == {command_id}
+    assert len(commands) == 1
+
+    listing = json.loads(cli(sandbox, "exceptions", "list", "--json"))
+    mapping = [e for e in listing if e["reason_code"] == "MAPPING_ERROR"]
+    assert len(mapping) == 3 and all(e["status"] == "RESOLVED" for e in mapping)
+
+    trace = json.loads(cli(sandbox, "trace", "opp-m1", "--json"))
+    kinds = [e["kind"] for e in trace]
+    assert kinds.index("DEAD-LETTER") < kinds.index("ERP-COMMAND")
+    assert any(e["replay"] for e in trace)  # the replayed changes are marked as such
+    print("\n".join(e["summary"] for e in trace))

@@ -17,3 +17,9 @@ def test_readme_opens_with_the_run_and_test_commands_and_ci_calls_the_test_one()
     commands = [line.split("#")[0].strip() for line in head.strip().splitlines()]
     assert commands == ["make run", "make test"]
     assert "make test" in (REPO_ROOT / ".ci" / "run").read_text()
+
+
+def test_the_exception_taxonomy_table_matches_the_code():
+    from app.domain.taxonomy import markdown_table
+
+    assert markdown_table() in README
