@@ -167,4 +167,4 @@ def test_fixing_a_mapping_and_replaying_yields_exactly_one_order_and_a_complete_
     kinds = [e["kind"] for e in trace]
     assert kinds.index("DEAD-LETTER") < kinds.index("ERP-COMMAND")
     assert any(e["replay"] for e in trace)  # the replayed changes are marked as such
-    print("\n".join(e["summary"] for e in trace))
+    print(cli(sandbox, "exceptions", "list"), cli(sandbox, "trace", "opp-m1"), sep="\n")  # for a person to read
