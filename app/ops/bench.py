@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import orjson
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
@@ -40,6 +41,7 @@ from app.contracts.models import model
 from app.domain.changes import Lineage, Op
 from app.domain.deal import DealState
 from app.domain.orders import DealChange, decide
+from app.domain.outputs import JSON
 from app.ops import schemas_admin, topics_admin
 from app.ops.worker_process import WorkerProcess
 from app.runtime import Runtime
@@ -217,6 +219,9 @@ def python_ceiling(env: Env, total: int) -> float:
         ready = []
         for o in decision.outputs:
             topic = s.topic(o.topic)
+            if o.contract == JSON:  # internal topics (parity facts) are JSON, as in the agents
+                ready.append((topic, o.key.encode(), orjson.dumps(o.value)))
+                continue
             value = encoder(topic, o.contract).encode(model(o.contract).model_validate(o.value).to_avro())
             ready.append((topic, o.key.encode(), value))
         states[opp] = decision.state.model_dump_json().encode()
