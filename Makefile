@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CLI    := $(BIN)/crm-erp-sync
 
-.PHONY: help run test lint gate format down status venv bench
+.PHONY: help run test lint gate format down status venv bench promtool
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -23,8 +23,13 @@ run: venv        ## the main job: local Kafka + registry up, topics and schemas 
 	$(CLI) schemas register
 	$(CLI) worker
 
-test: venv       ## the whole suite (brings the local platform up if it is not, and down again if it did)
+test: venv promtool  ## the whole suite (brings the local platform up if it is not, and down again if it did)
 	$(BIN)/pytest
+
+promtool:        ## promtool (Debian's prometheus package) checks and unit-tests the alert rules
+	@command -v promtool >/dev/null || { echo "installing promtool (Debian package prometheus)"; \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
 
 lint: venv       ## ruff lint and format check, contract house rules
 	$(BIN)/ruff check app tests

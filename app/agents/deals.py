@@ -19,6 +19,7 @@ import orjson
 
 from app.agents import outputs
 from app.agents.guard import guarded
+from app.agents.live import track_alerts
 from app.cdc import messages
 from app.domain.deal import DealState
 from app.domain.errors import ReasonCode
@@ -61,6 +62,7 @@ async def handle(event) -> None:
     elif key in parked:
         del parked[key]
     _schedule(key, decision.state, now)
+    track_alerts(decision.outputs)
     await outputs.send(ready)
     _observe(decision, item)
 

@@ -16,6 +16,7 @@ import orjson
 
 from app.agents import outputs
 from app.agents.guard import guarded
+from app.agents.live import track_alerts
 from app.domain import aggregate
 from app.domain.aggregate import Bucket, Fact, Thresholds
 from app.faust_app import app, settings
@@ -91,6 +92,7 @@ async def handle(event) -> None:
         else:
             parity_entries[entry_key] = orjson.dumps(message)
         _outcomes["applied"].inc()
+    track_alerts(judged)
     await outputs.send(ready)
     for out in judged:
         if out.topic == "sync.drift-alerts":

@@ -51,3 +51,26 @@ retry_returned = Counter(
 escalations = Counter(
     "crm_erp_sync_escalations_total", "Open exceptions escalated past their SLA, per team and mode", ["team", "mode"]
 )
+open_exceptions = Gauge(
+    "crm_erp_sync_open_exceptions",
+    "Exceptions not resolved (open, parked, retrying, dead-lettered), per reason code and severity",
+    ["reason", "severity"],
+)
+oldest_open_exception_seconds = Gauge(
+    "crm_erp_sync_oldest_open_exception_age_seconds",
+    "Age of the oldest unresolved exception, per severity",
+    ["severity"],
+)
+exceptions_past_sla = Gauge(
+    "crm_erp_sync_exceptions_past_sla", "Unresolved exceptions older than their SLA", ["severity"]
+)
+open_drift_alerts = Gauge("crm_erp_sync_open_drift_alerts", "Drift alerts open now, per kind", ["kind"])
+oldest_open_drift_alert_seconds = Gauge(
+    "crm_erp_sync_oldest_open_drift_alert_age_seconds", "Age of the oldest open drift alert, per kind", ["kind"]
+)
+revenue_at_risk = Gauge(
+    "crm_erp_sync_revenue_at_risk",
+    "Amount at risk in open drift alerts and unresolved exceptions, per source and currency",
+    ["source", "currency"],
+)
+registry_up = Gauge("crm_erp_sync_registry_up", "1 when the schema registry answered the last probe, else 0")

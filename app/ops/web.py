@@ -10,6 +10,7 @@ from faust.web import Request, Response, View
 from prometheus_client import REGISTRY
 
 from app.faust_app import app
+from app.ops.registry_probe import registry_reachable
 
 setup_prometheus_sensors(app, pattern="/metrics", registry=REGISTRY, name_prefix="faust")
 
@@ -24,10 +25,18 @@ class Health(View):
 
 @app.page("/ready")
 class Ready(View):
-    """Partitions assigned and no rebalance in progress: the worker is consuming."""
+    """Partitions assigned, tables recovered, no rebalance in progress, registry answering."""
 
     async def get(self, request: Request) -> Response:
         assigned = len(app.consumer.assignment())
-        ready = bool(assigned) and not app.rebalancing
-        body = {"ready": ready, "assigned_partitions": assigned, "rebalancing": app.rebalancing}
+        recovered = bool(app.tables.actives_ready)
+        registry = await registry_reachable()
+        ready = bool(assigned) and recovered and not app.rebalancing and registry
+        body = {
+            "ready": ready,
+            "assigned_partitions": assigned,
+            "tables_recovered": recovered,
+            "rebalancing": app.rebalancing,
+            "registry_reachable": registry,
+        }
         return self.json(body, status=200 if ready else 503)

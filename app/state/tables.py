@@ -31,3 +31,6 @@ parity_windows = _table("parity-windows", "bucket|<currency>|<1h|1d>|<start ms> 
 parity_entries = _table("parity-entries", "<currency>|<side>|<opportunity id> -> the deal's last contribution (JSON)")
 exception_ledger = _table("exception-ledger", "exception id -> open/resolved state with its record (JSON)")
 escalation_due = _table("escalation-due", "exception id -> epoch ms when its SLA to resolve runs out")
+open_alerts = _table(
+    "open-drift-alerts", "alert id -> kind, amount at risk, currency, opened at of an open drift alert"
+)

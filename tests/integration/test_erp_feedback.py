@@ -8,6 +8,7 @@ import sys
 import time
 from decimal import Decimal
 
+import httpx
 import pytest
 
 from app.sim import erp
@@ -110,6 +111,20 @@ def test_disagreements_open_alerts_and_restored_parity_resolves_them(sandbox: Sa
     assert by_kind["LINE_MISMATCH"]["observed"] == "opp-f3-l1: ordered 2, shipped 3"
     assert all(a["state"] == "OPEN" for a in alerts)
 
+    metrics = metrics_until(
+        sandbox,
+        lambda m: (
+            'crm_erp_sync_open_drift_alerts{kind="AMOUNT_MISMATCH"} 1.0' in m
+            and 'crm_erp_sync_open_drift_alerts{kind="LINE_MISMATCH"} 1.0' in m
+        ),
+    )
+    assert 'crm_erp_sync_revenue_at_risk{currency="EUR",source="drift_alerts"} 110.0' in metrics  # 10 + 100
+    assert 'crm_erp_sync_drift_alerts_total{kind="LIFECYCLE_GAP",state="RESOLVED"} 1.0' in metrics
+    assert 'crm_erp_sync_commands_emitted_total{type="CrmUpdateCommand"}' in metrics
+    assert "crm_erp_sync_registry_up 1.0" in metrics
+    ready = httpx.get(f"http://127.0.0.1:{sandbox.settings.web_port}/ready", timeout=10).json()
+    assert ready["ready"] and ready["tables_recovered"] and ready["registry_reachable"]
+
     report = reconcile_until(sandbox, lambda r: r["categories"]["mismatched"]["count"] == 1)
     assert {c: report["categories"][c]["count"] for c in report["categories"]} == {
         "matched": 1,
@@ -118,6 +133,16 @@ def test_disagreements_open_alerts_and_restored_parity_resolves_them(sandbox: Sa
         "mismatched": 1,
     }
     assert report["categories"]["mismatched"]["reasons"] == {"AMOUNT_MISMATCH": 1, "LINE_MISMATCH": 1}
+
+
+def metrics_until(sandbox: Sandbox, done, timeout: float = 45.0) -> str:
+    """The worker's /metrics once ``done(text)`` holds (state gauges refresh every 15 s)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = httpx.get(f"http://127.0.0.1:{sandbox.settings.web_port}/metrics", timeout=10).text
+        if done(text) or time.monotonic() > deadline:
+            return text
+        time.sleep(1)
 
 
 def reconcile_until(sandbox: Sandbox, done, timeout: float = 30.0) -> dict:

@@ -1,0 +1,98 @@
+"""What is open right now, kept small enough for a timer to scan: open drift alerts and exception SLAs.
+
+``track_alerts`` is called by the agents that emit drift alerts, from their streams (tables are
+written only there), in the partition of the deal or currency the alert belongs to. The timer
+below turns the open alerts and the exception ledger into gauges: backlog, age, past SLA and
+revenue at risk. Each worker reports its own partitions; Prometheus sums the workers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import Counter, defaultdict
+from decimal import Decimal
+
+import orjson
+
+from app.domain import exception_state
+from app.domain.escalation import due_at
+from app.domain.outputs import Output
+from app.faust_app import app
+from app.ops import metrics
+from app.ops.registry_probe import registry_reachable
+from app.state.tables import exception_ledger, open_alerts
+
+log = logging.getLogger(__name__)
+GAUGE_INTERVAL_S = 15.0
+
+
+def track_alerts(outputs: list[Output]) -> None:
+    for out in outputs:
+        if out.topic != "sync.drift-alerts":
+            continue
+        key = out.value["alert_id"].encode()
+        if out.value["state"] == "OPEN":
+            v = out.value
+            open_alerts[key] = orjson.dumps(
+                {"kind": v["kind"], "amount": v["amount_at_risk"], "currency": v["currency"], "opened": v["opened_at"]}
+            )
+        else:
+            open_alerts.pop(key, None)
+
+
+def _age_s(iso: str, now: dt.datetime) -> float:
+    return max(0.0, (now - dt.datetime.fromisoformat(iso)).total_seconds())
+
+
+def _set(gauge, values: dict[tuple, float]) -> None:
+    gauge.clear()
+    for labels, value in values.items():
+        gauge.labels(*labels).set(value)
+
+
+def refresh_gauges(now: dt.datetime) -> None:
+    backlog: Counter = Counter()
+    oldest: dict[tuple, float] = defaultdict(float)
+    past_sla: Counter = Counter()
+    at_risk: dict[tuple, Decimal] = defaultdict(Decimal)
+    for _, raw in list(exception_ledger.items()):
+        row = orjson.loads(raw)
+        exc = row["exception"]
+        if not exception_state.is_open(row) or exc is None:
+            continue
+        backlog[(exc["reason_code"], exc["severity"])] += 1
+        oldest[(exc["severity"],)] = max(oldest[(exc["severity"],)], _age_s(exc["raised_at"], now))
+        past_sla[(exc["severity"],)] += due_at(exc) <= now
+        if exc.get("amount_at_risk") and exc.get("currency"):
+            at_risk[("exceptions", exc["currency"])] += Decimal(exc["amount_at_risk"])
+    alerts: Counter = Counter()
+    alert_age: dict[tuple, float] = defaultdict(float)
+    for _, raw in list(open_alerts.items()):
+        a = orjson.loads(raw)
+        alerts[(a["kind"],)] += 1
+        alert_age[(a["kind"],)] = max(alert_age[(a["kind"],)], _age_s(a["opened"], now))
+        if a["amount"] and a["currency"]:
+            at_risk[("drift_alerts", a["currency"])] += Decimal(a["amount"])
+    _set(metrics.open_exceptions, backlog)
+    _set(metrics.oldest_open_exception_seconds, oldest)
+    _set(metrics.exceptions_past_sla, past_sla)
+    _set(metrics.open_drift_alerts, alerts)
+    _set(metrics.oldest_open_drift_alert_seconds, alert_age)
+    _set(metrics.revenue_at_risk, {k: float(v) for k, v in at_risk.items()})
+
+
+@app.timer(interval=GAUGE_INTERVAL_S)
+async def update_gauges() -> None:
+    """Backlog, age and revenue-at-risk gauges (never raises: a timer error kills the worker)."""
+    if app.rebalancing:
+        return
+    try:
+        refresh_gauges(dt.datetime.now(dt.UTC))
+    except Exception:
+        log.exception("refreshing the state gauges failed; will try again")
+
+
+@app.timer(interval=GAUGE_INTERVAL_S)
+async def probe_registry() -> None:
+    await registry_reachable(max_age_s=0)

@@ -1,0 +1,25 @@
+"""Is the schema registry answering? Probed at most every few seconds; feeds a gauge and ``/ready``."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from app.ops import metrics
+from app.settings import get_settings
+
+_registry = {"up": False, "checked": 0.0}
+
+
+async def registry_reachable(max_age_s: float = 10.0) -> bool:
+    if time.monotonic() - _registry["checked"] > max_age_s:
+        url = get_settings().registry_url.rstrip("/")
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                up = (await client.get(f"{url}/subjects")).status_code == 200
+        except Exception:
+            up = False
+        _registry.update(up=up, checked=time.monotonic())
+        metrics.registry_up.set(1 if up else 0)
+    return _registry["up"]
