@@ -12,9 +12,9 @@ import asyncio
 import time
 
 from app.agents import outputs
-from app.agents.guard import TIERS, headers_of, quarantine, until_sent
+from app.agents.guard import TIERS, guarded, headers_of, until_sent
 from app.domain import retries
-from app.domain.errors import ReasonCode
+from app.domain.errors import ReasonCode, SyncError
 from app.faust_app import app, settings
 from app.ops import metrics
 
@@ -25,26 +25,27 @@ def _retry_agent(tier: str):
     topic = outputs.topic(f"sync.retry.{tier}")
     returned = metrics.retry_returned.labels(tier=tier)
 
+    async def hold(event) -> None:
+        msg = event.message
+        headers = headers_of(event)
+        due_ms = int(retries.header(headers, "x-retry-due-ms") or 0)
+        target = retries.header(headers, "x-retry-target")
+        if target is None and (catalog := retries.header(headers, "x-retry-target-catalog")):
+            target = settings.topic(catalog)  # a command the domain re-sends (retryable ERP rejection)
+        if target is None:
+            raise SyncError(ReasonCode.UNEXPECTED_ERROR, f"retry tier {tier}: no x-retry-target header")
+        while (remaining := due_ms / 1000 - time.time()) > 0 and not (app.rebalancing or app.should_stop):
+            await asyncio.sleep(min(remaining, STEP_S))
+        destination = topic if time.time() * 1000 < due_ms else outputs.raw_topic(target)
+        await until_sent(
+            lambda: destination.send(key=msg.key, value=msg.value, headers=headers), f"retry tier {tier} return"
+        )
+        if destination is not topic:
+            returned.inc()
+
     async def hold_and_return(stream):
         async for event in stream.events():
-            msg = event.message
-            headers = headers_of(event)
-            due_ms = int(retries.header(headers, "x-retry-due-ms") or 0)
-            target = retries.header(headers, "x-retry-target")
-            if target is None and (catalog := retries.header(headers, "x-retry-target-catalog")):
-                target = settings.topic(catalog)  # a command the domain re-sends (retryable ERP rejection)
-            while (remaining := due_ms / 1000 - time.time()) > 0 and not (app.rebalancing or app.should_stop):
-                await asyncio.sleep(min(remaining, STEP_S))
-            if target is None:
-                await quarantine(event, ReasonCode.UNEXPECTED_ERROR, f"retry tier {tier}: no x-retry-target header")
-                continue
-            destination = topic if time.time() * 1000 < due_ms else outputs.raw_topic(target)
-            await until_sent(
-                lambda d=destination, m=msg, h=headers: d.send(key=m.key, value=m.value, headers=h),
-                f"retry tier {tier} return",
-            )
-            if destination is not topic:
-                returned.inc()
+            await guarded(event, lambda event=event: hold(event))  # a malformed header is quarantined
 
     hold_and_return.__name__ = f"retry_{tier.replace('-', '_')}"
     return app.agent(topic, name=f"retry-{tier}")(hold_and_return)
