@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from typing import Any
 
 from app.agents import outputs
@@ -43,6 +44,7 @@ _table_of = {settings.topic(t): t.rsplit(".", 1)[1] for t in CRM_TOPICS}
 _consumed = {topic: metrics.events_consumed.labels(topic=table) for topic, table in _table_of.items()}  # pre-bound
 _routed = metrics.flow_events.labels(flow="ingest", outcome="routed")
 _tombstones = metrics.flow_events.labels(flow="ingest", outcome="tombstone")
+_decode = metrics.stage_seconds.labels(stage="decode")
 
 values = runtime.decoder()
 keys = runtime.decoder()
@@ -62,8 +64,10 @@ async def ingest(event) -> None:
     msg = event.message
     table = _table_of[msg.topic]
     _consumed[msg.topic].inc()
+    started = time.perf_counter()
     decoded = None if event.value is None else await values.decode(event.value)
     change = normalise(table, decoded.value if decoded else None, await _key_id(event.key))
+    _decode.observe(time.perf_counter() - started)
     if change is None:
         _tombstones.inc()
         return

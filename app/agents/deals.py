@@ -35,6 +35,8 @@ from app.state.tables import deadlines, deals, parked
 log = logging.getLogger(__name__)
 
 deal_changes = outputs.topic("sync.deal-changes")
+_decide, _encode, _state, _send = (metrics.stage_seconds.labels(stage=s) for s in ("decide", "encode", "state", "send"))
+_DEDUP = {Outcome.DUPLICATE, Outcome.REDELIVERED}
 _DEPENDENCIES = {
     ReasonCode.UNKNOWN_ACCOUNT,
     ReasonCode.CUSTOMER_NOT_LINKED,
@@ -48,6 +50,7 @@ async def handle(event) -> None:
     delivery = f"{msg.topic}/{msg.partition}/{msg.offset}"
     item = messages.parse_deal_change(event.value, msg.topic, delivery)
     key = event.key
+    t0 = time.perf_counter()
     raw = deals.get(key)
     state = DealState.model_validate_json(raw) if raw else None
     now = dt.datetime.now(dt.UTC)
@@ -55,15 +58,24 @@ async def handle(event) -> None:
         decision = on_erp_event(state, item, delivery, runtime.policy, now, runtime.references)
     else:
         decision = decide(state, item, runtime.references, runtime.policy, now)
+    t1 = time.perf_counter()
     ready = await outputs.prepare(decision.outputs)
+    t2 = time.perf_counter()
     deals[key] = decision.state.model_dump_json().encode()
     if decision.state.parked:
-        parked[key] = _waiting_for(decision.state)
+        waiting = _waiting_for(decision.state)
+        if parked.get(key) != waiting:  # a changelog write only when what it waits for changes
+            parked[key] = waiting
     elif key in parked:
         del parked[key]
     _schedule(key, decision.state, now)
     track_alerts(decision.outputs)
+    t3 = time.perf_counter()
     await outputs.send(ready)
+    _decide.observe(t1 - t0)
+    _encode.observe(t2 - t1)
+    _state.observe(t3 - t2)
+    _send.observe(time.perf_counter() - t3)
     _observe(decision, item)
 
 
@@ -97,6 +109,8 @@ def _waiting_for(state: DealState) -> bytes:
 def _observe(decision, item) -> None:
     flow = "erp_feedback" if isinstance(item, ErpEvent) else "opportunity_to_order"
     metrics.flow_events.labels(flow=flow, outcome=decision.outcome).inc()
+    if decision.outcome in _DEDUP:
+        metrics.dedup_hits.labels(flow=flow).inc()
     if decision.outcome is Outcome.REDELIVERED:
         return
     for out in decision.outputs:
@@ -104,14 +118,21 @@ def _observe(decision, item) -> None:
             command = out.value.get("command")
             kind = command["-type"].rsplit(".", 1)[1] if command else out.contract.rsplit(".", 1)[1]
             metrics.commands_emitted.labels(type=kind).inc()
+            command_id = out.value["envelope"]["command_id"]
+            log.info("sent %s %s to %s", kind, command_id, out.topic, extra={"command_id": command_id})
             source_ts = item.lineage.source_ts_ms
             if out.topic == "erp.commands.sales-order" and source_ts and not isinstance(item, ErpEvent):
                 latency = time.time() - source_ts / 1000
                 metrics.source_to_command_seconds.labels(flow=flow).observe(max(latency, 0))
         elif out.topic == "sync.exceptions":
-            metrics.exceptions_raised.labels(reason=out.value["reason_code"]).inc()
+            v = out.value
+            metrics.exceptions_raised.labels(reason=v["reason_code"]).inc()
+            extra = {"reason_code": v["reason_code"], "exception_id": v["exception_id"]}
+            log.warning("exception %s %s: %s", v["reason_code"], v["exception_id"], v["detail"], extra=extra)
         elif out.topic == "sync.drift-alerts":
-            metrics.drift_alerts.labels(kind=out.value["kind"], state=out.value["state"]).inc()
+            v = out.value
+            metrics.drift_alerts.labels(kind=v["kind"], state=v["state"]).inc()
+            log.warning("drift alert %s %s %s: %s", v["state"], v["kind"], v["alert_id"], v["detail"])
 
 
 @app.agent(deal_changes)

@@ -9,6 +9,7 @@ Undecodable or incomplete events go to the dead-letter topic with their coordina
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from app.agents import outputs
 from app.agents.guard import guarded
@@ -24,6 +25,7 @@ EVENTS_TOPIC = "erp.events.sales-order"
 erp_events = app.topic(settings.topic(EVENTS_TOPIC), key_serializer="raw", value_serializer="raw")
 _consumed = metrics.events_consumed.labels(topic=EVENTS_TOPIC)
 _routed = metrics.flow_events.labels(flow="erp_feedback", outcome="routed")
+_decode = metrics.stage_seconds.labels(stage="decode")
 
 values = runtime.decoder("io.crmerpsync.erp.events.ErpOrderEvent")
 
@@ -37,7 +39,9 @@ async def ingest(event) -> None:
     _consumed.inc()
     if event.value is None:
         raise SyncError(ReasonCode.NULL_VALUE, "an ERP event without a value")
+    started = time.perf_counter()
     decoded = await values.decode(event.value)
+    _decode.observe(time.perf_counter() - started)
     v = decoded.value
     name, body = v["event"]
     try:

@@ -31,7 +31,7 @@ from app.domain import retries
 from app.domain.errors import ReasonCode, SyncError, TransientError
 from app.domain.outputs import EXCEPTION, Output
 from app.faust_app import settings
-from app.ops import metrics
+from app.ops import logs, metrics
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,15 @@ async def until_sent(send: Callable[[], Awaitable[object]], what: str) -> None:
 
 async def quarantine(event: EventT, reason: str, detail: str, correlation_id: str | None = None) -> None:
     msg = event.message
-    log.error("quarantined %s[%s]@%s: %s %s", msg.topic, msg.partition, msg.offset, reason, detail[:300])
     coords = retries.Coordinates(msg.topic, msg.partition, msg.offset)
     headers = headers_of(event)
     now = dt.datetime.now(dt.UTC)
     record = retries.exception_record(coords, reason, detail, msg.key, msg.value, headers, correlation_id, now)
+    log.error(
+        "quarantined %s[%s]@%s: %s %s",
+        *(msg.topic, msg.partition, msg.offset, reason, detail[:300]),
+        extra={"reason_code": str(reason), "exception_id": record["exception_id"]},
+    )
     dead = retries.dead_letter_headers(headers, coords, reason, detail, record["exception_id"], now)
     exception = Output("sync.exceptions", correlation_id or coords.label, EXCEPTION, record)
 
@@ -108,6 +112,14 @@ async def guarded(
     event: EventT, handle: Callable[[], Awaitable[None]], correlation_id: Callable[[], str | None] | None = None
 ) -> None:
     """Run ``handle`` for ``event`` so that no exception escapes and nothing is lost."""
+    msg = event.message
+    with logs.context(correlation_id=_safe(correlation_id), source=f"{msg.topic}/{msg.partition}/{msg.offset}"):
+        await _guarded(event, handle, correlation_id)
+
+
+async def _guarded(
+    event: EventT, handle: Callable[[], Awaitable[None]], correlation_id: Callable[[], str | None] | None
+) -> None:
     delay, attempts = BACKOFF_START_S, 0
     while True:
         try:

@@ -18,6 +18,7 @@ from typing import Any
 
 from app.domain.envelope import SERVICE_ACTOR
 from app.domain.escalation import Route, due_at, escalation, route_for
+from app.domain.masking import mask_text
 from app.domain.outputs import AUDIT, ESCALATION, Output
 
 OPEN_STATES = frozenset({"OPEN", "PARKED", "RETRYING", "DEAD_LETTERED"})
@@ -105,6 +106,6 @@ def _audit(subject: str, correlation_id: str | None, action: str, now: dt.dateti
         "subject_id": subject,
         "causation_ids": [subject],
         "topic": "sync.escalations" if action == "ESCALATED" else "sync.exceptions",
-        "detail": detail[:500],
+        "detail": mask_text(detail)[:500],
     }
     return Output("sync.audit", correlation_id or subject, AUDIT, value)

@@ -26,6 +26,7 @@ from app.domain.lifecycle import (
     order_status,
     payment_status,
 )
+from app.domain.masking import mask_text
 from app.domain.orders import DealChange, Decision, Outcome, rebuild_create, redelivered, remember
 from app.domain.outputs import CRM_UPDATE, EXCEPTION, RESOLUTION, Output
 from app.domain.taxonomy import classify
@@ -154,9 +155,9 @@ def _rejection(state: DealState, erp: ErpView, event: ErpEvent, now: dt.datetime
         "customer_facing": c.customer_facing,
         "owner_team": c.owner_team,
         "sla_minutes": c.sla_minutes,
-        "detail": f"ERP {b['reason_code']}: {b['reason_text']} (retryable: {str(b.get('retryable', False)).lower()})"[
-            :2000
-        ],
+        "detail": mask_text(
+            f"ERP {b['reason_code']}: {b['reason_text']} (retryable: {str(b.get('retryable', False)).lower()})"
+        )[:2000],
         "lineage": event.lineage.record(None),
         "original_key": None,
         "original_value": None,

@@ -32,6 +32,7 @@ from app.domain.drift import judge
 from app.domain.envelope import SERVICE_ACTOR, command_envelope
 from app.domain.errors import ReasonCode
 from app.domain.lifecycle import ErpView
+from app.domain.masking import mask_text
 from app.domain.outputs import AUDIT, EXCEPTION, RESOLUTION, SALES_ORDER, Output
 from app.domain.taxonomy import ExceptionType, classify
 from app.domain.validation import Failure, Policy, Resolved, validate
@@ -381,7 +382,7 @@ def _raise_exceptions(state: DealState, failures: list[Failure], event: DealChan
             "customer_facing": c.customer_facing,
             "owner_team": c.owner_team,
             "sla_minutes": c.sla_minutes,
-            "detail": "; ".join(details)[:2000],
+            "detail": mask_text("; ".join(details))[:2000],
             "lineage": lin.record(event.change.position.label() if event.change else None),
             "original_key": None,
             "original_value": None,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.domain.errors import ReasonCode
+from app.domain.masking import mask_text
 from app.domain.taxonomy import classify
 
 Headers = list[tuple[str, bytes]]
@@ -80,7 +81,7 @@ def next_step(headers: Headers, tiers: list[tuple[str, float]], topic: str, now_
 def reason_headers(coords: Coordinates, reason: str, detail: str) -> Headers:
     return [
         ("x-reason", str(reason).encode()),
-        ("x-detail", detail[:2000].encode(errors="replace")),
+        ("x-detail", mask_text(detail)[:2000].encode(errors="replace")),
         ("x-source-topic", coords.topic.encode()),
         ("x-source-partition", str(coords.partition).encode()),
         ("x-source-offset", str(coords.offset).encode()),
@@ -126,7 +127,7 @@ def exception_record(
         "customer_facing": c.customer_facing,
         "owner_team": c.owner_team,
         "sla_minutes": c.sla_minutes,
-        "detail": detail[:2000],
+        "detail": mask_text(detail)[:2000],
         "lineage": {
             "source_topic": coords.topic,
             "source_partition": coords.partition,

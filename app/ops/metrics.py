@@ -74,3 +74,27 @@ revenue_at_risk = Gauge(
     ["source", "currency"],
 )
 registry_up = Gauge("crm_erp_sync_registry_up", "1 when the schema registry answered the last probe, else 0")
+stage_seconds = Histogram(
+    "crm_erp_sync_stage_seconds",
+    "Processing time per stage of an event: decode, decide, encode, state (table writes), send",
+    ["stage"],
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1),
+)
+dedup_hits = Counter(
+    "crm_erp_sync_dedup_hits_total",
+    "Events recognised as already applied (a CDC duplicate, an ERP event id seen before, a redelivery), per flow",
+    ["flow"],
+)
+registry_lookups = Counter(
+    "crm_erp_sync_registry_lookups_total",
+    "Schema lookups per kind (writer schema by id, id of a subject's schema) and result (hit: cache, miss, error)",
+    ["kind", "result"],
+)
+consumer_lag = Gauge(
+    "crm_erp_sync_consumer_lag",
+    "Messages after the committed offset, per topic-partition assigned to this worker",
+    ["topic", "partition"],
+)
+retry_tier_depth = Gauge(
+    "crm_erp_sync_retry_tier_depth", "Messages waiting in a retry tier on this worker's partitions", ["tier"]
+)

@@ -16,6 +16,7 @@ from confluent_kafka.schema_registry import AsyncSchemaRegistryClient, Schema
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from app.domain.errors import ReasonCode, SyncError, TransientError
+from app.ops import metrics
 
 
 def parse(schema: dict[str, Any] | str) -> dict[str, Any]:
@@ -25,6 +26,11 @@ def parse(schema: dict[str, Any] | str) -> dict[str, Any]:
 # the registry did not answer: a transport error of either httpx the clients use, or the socket itself
 NETWORK_ERRORS = (httpx.HTTPError, httpx2.HTTPError, OSError)
 
+_writer_hit, _writer_miss, _writer_error, _id_miss, _id_error = (
+    metrics.registry_lookups.labels(kind=kind, result=result)
+    for kind, result in (("writer", "hit"), ("writer", "miss"), ("writer", "error"), ("id", "miss"), ("id", "error"))
+)
+
 
 class SchemaResolver:
     """Writer schemas by id and schema ids by (subject, schema), both cached for the process."""
@@ -33,25 +39,27 @@ class SchemaResolver:
         self._client = client
         self._by_id: dict[int, dict[str, Any]] = {}
 
-    @classmethod
-    def for_url(cls, url: str, extra: dict[str, Any] | None = None) -> SchemaResolver:
-        return cls(AsyncSchemaRegistryClient({"url": url, **(extra or {})}))
-
     def cached(self, schema_id: int) -> dict[str, Any] | None:
-        return self._by_id.get(schema_id)
+        parsed = self._by_id.get(schema_id)
+        if parsed is not None:
+            _writer_hit.inc()
+        return parsed
 
     async def writer(self, schema_id: int) -> dict[str, Any]:
         """The parsed writer schema of ``schema_id``: UNKNOWN_SCHEMA_ID if the registry has none."""
         parsed = self.cached(schema_id)
         if parsed is not None:
             return parsed
+        _writer_miss.inc()
         try:
             schema = await self._client.get_schema(schema_id)
         except SchemaRegistryError as exc:
+            _writer_error.inc()
             if exc.http_status_code == 404:
                 raise SyncError(ReasonCode.UNKNOWN_SCHEMA_ID, f"schema id {schema_id}: {exc}") from exc
             raise TransientError(ReasonCode.REGISTRY_UNAVAILABLE, f"schema id {schema_id}: {exc}") from exc
         except NETWORK_ERRORS as exc:
+            _writer_error.inc()
             raise TransientError(ReasonCode.REGISTRY_UNAVAILABLE, f"schema id {schema_id}: {exc!r}") from exc
         parsed = parse(schema.schema_str)
         self._by_id[schema_id] = parsed
@@ -60,12 +68,14 @@ class SchemaResolver:
     async def id_for(self, subject: str, schema: dict[str, Any], register: bool = False) -> int:
         """The id of ``schema`` under ``subject``; registers it only when asked to."""
         wanted = Schema(json.dumps(schema), "AVRO")
+        _id_miss.inc()  # callers cache the id (one lookup per topic and process)
         try:
             if register:
                 schema_id = await self._client.register_schema(subject, wanted)
             else:
                 schema_id = (await self._client.lookup_schema(subject, wanted)).schema_id
         except SchemaRegistryError as exc:
+            _id_error.inc()
             if exc.http_status_code == 404:
                 raise SyncError(
                     ReasonCode.UNKNOWN_SCHEMA_ID,
@@ -73,6 +83,7 @@ class SchemaResolver:
                 ) from exc
             raise TransientError(ReasonCode.REGISTRY_UNAVAILABLE, f"{subject}: {exc}") from exc
         except NETWORK_ERRORS as exc:
+            _id_error.inc()
             raise TransientError(ReasonCode.REGISTRY_UNAVAILABLE, f"{subject}: {exc!r}") from exc
         self._by_id.setdefault(schema_id, parse(schema))
         return schema_id

@@ -200,6 +200,7 @@ TARGETS: dict[str, set[str]] = {
     "account": set(Account.model_fields),
     "product": set(Product.model_fields),
     "pricebook_entry": PRICEBOOK_TARGETS,
+    "contact": {"account_id"},  # counted only; no personal field is mapped
 }
 MODELS: dict[str, type[BaseModel]] = {
     "opportunity": Header,
@@ -272,3 +273,9 @@ def test_a_decoded_pricebook_row_maps_to_the_price_fields():
         "list_price": Decimal("99.90"),
         "active": True,
     }
+
+
+def test_a_contact_keeps_only_its_account_link_and_no_personal_data():
+    row = sim.contact_row("003-1", "001-1", email="erika@example.com")
+    mapped = mapping_for("contact").apply(decoded("contact", row))
+    assert mapped.fields == {"account_id": "001-1"}

@@ -1,0 +1,77 @@
+"""Structured logs: one JSON object per line, carrying the deal and message a line is about.
+
+The guard sets the context of the event being handled (correlation id, source coordinates) for
+the duration of its handler, and every line logged meanwhile carries it, so a log search by deal
+id finds the deal's commands, exceptions and alerts. Messages pass through ``mask_text``: logs
+never hold personal data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from app.domain.masking import mask_text
+
+_context: ContextVar[dict[str, Any] | None] = ContextVar("crm_erp_sync_log_context", default=None)
+CONTEXT_FIELDS = ("correlation_id", "command_id", "exception_id", "source", "reason_code")
+
+
+@contextmanager
+def context(**fields: Any) -> Iterator[None]:
+    """Attach ``fields`` (see ``CONTEXT_FIELDS``) to every line logged inside the block."""
+    token = _context.set({**(_context.get() or {}), **{k: v for k, v in fields.items() if v is not None}})
+    try:
+        yield
+    finally:
+        _context.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Adds the current context to each record and masks personal data in its message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for k, v in (_context.get() or {}).items():
+            if not hasattr(record, k):
+                setattr(record, k, v)
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string is logged as it is, not lost
+            message = str(record.msg)
+        record.msg, record.args = mask_text(message), None
+        return True
+
+
+def logging_config(level: str | int, fmt: str) -> dict[str, Any]:
+    """A ``logging.config.dictConfig`` for the worker: JSON (``fmt="json"``) or plain text lines."""
+    formatters = {
+        "json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+            "rename_fields": {"asctime": "ts", "levelname": "level", "name": "logger"},
+            "timestamp": False,
+        },
+        "text": {"format": "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"},
+    }
+    if fmt not in formatters:
+        raise ValueError(f"CRM_ERP_LOG_FORMAT must be json or text, not {fmt!r}")
+    level = level.upper() if isinstance(level, str) else level
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"context": {"()": ContextFilter}},
+        "formatters": {fmt: formatters[fmt]},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "stream": "ext://sys.stdout",
+                "formatter": fmt,
+                "filters": ["context"],
+                "level": level,
+            }
+        },
+        "root": {"level": level, "handlers": ["default"]},
+    }
