@@ -6,6 +6,7 @@ import importlib
 
 import faust
 
+from app.client_config import faust_broker, faust_credentials
 from app.settings import get_settings
 from app.stream_topic import StreamTopic
 
@@ -13,7 +14,8 @@ settings = get_settings()
 
 app = faust.App(
     settings.app_id,
-    broker=f"kafka://{settings.kafka_bootstrap}",
+    broker=faust_broker(settings),
+    broker_credentials=faust_credentials(settings),  # None (PLAINTEXT), TLS or SASL over TLS
     store="rocksdb://",
     datadir=str(settings.data_dir),
     origin="app",
@@ -40,7 +42,10 @@ def run_worker(loglevel: str = "info", web: bool = True) -> int:
     for module in ("app.agents", "app.ops.web"):  # they register agents and pages on the app
         importlib.import_module(module)
 
-    worker = faust.Worker(app, loglevel=loglevel, override_logging=True)
+    from app.ops.logs import logging_config
+
+    config = logging_config(loglevel, settings.log_format)
+    worker = faust.Worker(app, loglevel=loglevel, override_logging=True, logging_config=config)
     if not web:
         app.conf.web_enabled = False
     worker.execute_from_commandline()

@@ -6,6 +6,9 @@ import asyncio
 import datetime as dt
 from decimal import Decimal
 
+from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
+
+from app.client_config import kafka_config, registry_config
 from app.contracts import default_index
 from app.domain.lifecycle import Slas
 from app.domain.retries import parse_tiers
@@ -21,7 +24,7 @@ class Runtime:
 
     def __init__(self) -> None:
         self.settings = s = get_settings()
-        self.resolver = SchemaResolver.for_url(s.registry_url)
+        self.resolver = SchemaResolver(AsyncSchemaRegistryClient(registry_config(s)))
         self._encoders: dict[str, AvroEncoder] = {}
         self._lock = asyncio.Lock()
         self.references = ReferenceStore()
@@ -63,7 +66,7 @@ class Runtime:
         """Start reading reference data into memory (once per process)."""
         if self._follower is None:
             s = self.settings
-            self._follower = ReferenceFollower(self.references, s.kafka_bootstrap, s.topic("sync.reference-data"))
+            self._follower = ReferenceFollower(self.references, kafka_config(s), s.topic("sync.reference-data"))
             self._follower.start()
 
     async def references_ready(self) -> None:

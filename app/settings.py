@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CRM_ERP_", frozen=True, extra="ignore")
+    # hide_input_in_errors: a model-level error would otherwise print every raw input, passwords included
+    model_config = SettingsConfigDict(env_prefix="CRM_ERP_", frozen=True, extra="ignore", hide_input_in_errors=True)
 
     # --- where the service connects -------------------------------------------------
     kafka_bootstrap: str = Field(
@@ -30,10 +31,43 @@ class Settings(BaseSettings):
         description="Confluent-compatible schema registry base URL (default: the local platform's registry)",
     )
 
+    # --- client security (app/client_config.py maps these); secrets only from env or files -
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol: PLAINTEXT, SSL (TLS, optionally mutual) or SASL_SSL"
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism when the protocol is SASL_SSL"
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name (SASL_SSL)")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password (SASL_SSL); never logged")
+    kafka_sasl_password_file: Path | None = Field(
+        None, description="file holding the SASL password (instead of CRM_ERP_KAFKA_SASL_PASSWORD)"
+    )
+    kafka_ssl_ca_file: Path | None = Field(
+        None, description="PEM CA bundle that verifies the brokers' certificates (system CAs if unset)"
+    )
+    kafka_ssl_cert_file: Path | None = Field(None, description="PEM client certificate for mutual TLS")
+    kafka_ssl_key_file: Path | None = Field(None, description="PEM private key of the client certificate")
+    kafka_ssl_key_password: SecretStr | None = Field(None, description="password of an encrypted client key")
+    kafka_ssl_key_password_file: Path | None = Field(
+        None, description="file holding the client key password (instead of CRM_ERP_KAFKA_SSL_KEY_PASSWORD)"
+    )
+    registry_username: str | None = Field(None, description="schema registry basic-auth user")
+    registry_password: SecretStr | None = Field(None, description="schema registry basic-auth password")
+    registry_password_file: Path | None = Field(
+        None, description="file holding the registry password (instead of CRM_ERP_REGISTRY_PASSWORD)"
+    )
+    registry_ssl_ca_file: Path | None = Field(
+        None, description="PEM CA bundle that verifies an https registry (system CAs if unset)"
+    )
+    registry_ssl_cert_file: Path | None = Field(None, description="PEM client certificate for the registry (mTLS)")
+    registry_ssl_key_file: Path | None = Field(None, description="PEM private key of the registry client certificate")
+
     # --- the Faust worker ----------------------------------------------------------
     app_id: str = Field("crm-erp-sync", description="Faust app id: consumer group and table prefix")
     web_host: str = Field("127.0.0.1", description="worker HTTP bind address (0.0.0.0 in containers)")
-    web_port: int = Field(6066, description="worker HTTP port (/metrics, /health)")
+    web_port: int = Field(6066, description="worker HTTP port (/metrics, /health, /ready, /ops)")
+    log_format: str = Field("json", description="worker log lines: json (one object per line, with context) or text")
     data_dir: Path = Field(REPO_ROOT / ".platform" / "worker", description="Faust/RocksDB state folder")
     session_timeout_s: float = Field(
         10.0, description="consumer session timeout: how soon a dead worker's partitions move"
@@ -88,6 +122,8 @@ class Settings(BaseSettings):
         REPO_ROOT / "local-platform", description="server.properties, log config and pom.xml"
     )
     kafka_port: int = Field(19092, description="local broker PLAINTEXT port")
+    kafka_sasl_ssl_port: int = Field(19094, description="local broker SASL_SSL (SCRAM-SHA-512) port")
+    kafka_ssl_port: int = Field(19095, description="local broker SSL port; a client certificate is required")
     controller_port: int = Field(19093, description="local KRaft controller port")
     registry_port: int = Field(18081, description="local Apicurio Registry HTTP port")
     registry_management_port: int = Field(18091, description="local registry management (health) port")
@@ -106,6 +142,31 @@ class Settings(BaseSettings):
             if "registry_url" not in data and "registry_port" in data:
                 data = {**data, "registry_url": f"http://127.0.0.1:{data['registry_port']}/apis/ccompat/v7"}
         return data
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _security_is_consistent(self) -> Settings:
+        """Contradictions are errors at start-up; the messages name variables, never values."""
+        for name in ("kafka_sasl_password", "kafka_ssl_key_password", "registry_password"):
+            if getattr(self, name) is not None and getattr(self, f"{name}_file") is not None:
+                raise ValueError(f"set CRM_ERP_{name.upper()} or CRM_ERP_{name.upper()}_FILE, not both")
+        if self.kafka_security_protocol == "SASL_SSL" and not (
+            self.kafka_sasl_username and (self.kafka_sasl_password or self.kafka_sasl_password_file)
+        ):
+            raise ValueError(
+                "CRM_ERP_KAFKA_SECURITY_PROTOCOL=SASL_SSL needs CRM_ERP_KAFKA_SASL_USERNAME and "
+                "CRM_ERP_KAFKA_SASL_PASSWORD (or CRM_ERP_KAFKA_SASL_PASSWORD_FILE)"
+            )
+        for prefix in ("kafka", "registry"):
+            if (getattr(self, f"{prefix}_ssl_cert_file") is None) != (getattr(self, f"{prefix}_ssl_key_file") is None):
+                raise ValueError(f"set both CRM_ERP_{prefix.upper()}_SSL_CERT_FILE and _SSL_KEY_FILE, or neither")
+        if bool(self.registry_username) != bool(self.registry_password or self.registry_password_file):
+            raise ValueError("registry basic auth needs CRM_ERP_REGISTRY_USERNAME and a password (or password file)")
+        return self
 
     def topic(self, name: str) -> str:
         """The cluster name of catalog topic ``name``."""

@@ -36,6 +36,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from app.catalog import default_catalog
 from app.cdc import messages
 from app.cdc.envelope import key_id, normalise
+from app.client_config import kafka_config, registry_config, security_env
 from app.contracts import default_index
 from app.contracts.models import model
 from app.domain.changes import Lineage, Op
@@ -72,7 +73,7 @@ class Env:
         env = cls(s, workdir)
         topics_admin.apply(s, default_catalog(), say=lambda _: None)
         schemas_admin.register(s, default_catalog(), default_index(), say=lambda _: None)
-        reg = SchemaRegistryClient({"url": s.registry_url, "timeout": 30})
+        reg = SchemaRegistryClient(registry_config(s, {"timeout": 30}))
         for table in CRM:
             topic = s.topic(f"crm.public.{table}")
             pair = []
@@ -87,9 +88,7 @@ class Env:
         topics_admin.delete_prefixed(self.settings, self.settings.topic_prefix)
 
     def producer(self) -> Producer:
-        return Producer(
-            {"bootstrap.servers": self.settings.kafka_bootstrap, "linger.ms": 20, "batch.num.messages": 10000}
-        )
+        return Producer(kafka_config(self.settings, {"linger.ms": 20, "batch.num.messages": 10000}))
 
     def produce(self, items: Iterator[tuple[str, str, dict]], pace: Callable[[dict], None] | None = None) -> int:
         producer, n = self.producer(), 0
@@ -112,13 +111,15 @@ class Env:
 
     def consumer(self, topics: list[str], group: str | None = None) -> Consumer:
         c = Consumer(
-            {
-                "bootstrap.servers": self.settings.kafka_bootstrap,
-                "group.id": group or f"{self.settings.topic_prefix}bench-{uuid.uuid4().hex[:6]}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-                "fetch.min.bytes": 65536,
-            }
+            kafka_config(
+                self.settings,
+                {
+                    "group.id": group or f"{self.settings.topic_prefix}bench-{uuid.uuid4().hex[:6]}",
+                    "auto.offset.reset": "earliest",
+                    "enable.auto.commit": False,
+                    "fetch.min.bytes": 65536,
+                },
+            )
         )
         c.subscribe([self.settings.topic(t) for t in topics])
         return c
@@ -127,6 +128,7 @@ class Env:
         s = self.settings
         (self.workdir / f"w{index}").parent.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_ERP_")}
+        env.update(security_env(s))  # a secured platform stays secured for the workers
         env.update(
             CRM_ERP_KAFKA_BOOTSTRAP=s.kafka_bootstrap,
             CRM_ERP_REGISTRY_URL=s.registry_url,
@@ -180,7 +182,7 @@ def python_ceiling(env: Env, total: int) -> float:
     """The service's per-event work in one plain loop (reference data applied in-process)."""
     s = env.settings
     runtime = Runtime()
-    reg = SchemaRegistryClient({"url": s.registry_url, "timeout": 30})
+    reg = SchemaRegistryClient(registry_config(s, {"timeout": 30}))
     writers: dict[int, Any] = {}
     refs = ReferenceStore()
     states: dict[str, bytes] = {}

@@ -17,6 +17,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from app.client_config import kafka_address, kafka_config, registry_config
 from app.contracts import default_index
 from app.contracts.models import model
 from app.domain import exception_ledger as ledger
@@ -56,7 +57,7 @@ class AvroOutputs:
     def __init__(self, s: Settings, producer: Producer | None = None) -> None:
         self.settings = s
         self.producer = producer or make_producer(s)
-        self._registry = SchemaRegistryClient({"url": s.registry_url, "timeout": 30})
+        self._registry = SchemaRegistryClient(registry_config(s, {"timeout": 30}))
         self._serializers: dict[str, AvroSerializer] = {}
 
     def _serializer(self, contract: str) -> AvroSerializer:
@@ -103,14 +104,16 @@ class AvroOutputs:
 
 def make_producer(s: Settings) -> Producer:
     return Producer(
-        {
-            "bootstrap.servers": s.kafka_bootstrap,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "message.timeout.ms": FLUSH_S * 1000,
-            "log_level": 2,
-        }
+        kafka_config(
+            s,
+            {
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 5,
+                "message.timeout.ms": FLUSH_S * 1000,
+                "log_level": 2,
+            },
+        )
     )
 
 
@@ -118,7 +121,7 @@ def existing_topics(producer: Producer, s: Settings, timeout_s: float = TIMEOUT_
     try:
         return set(producer.list_topics(timeout=timeout_s).topics)
     except KafkaException as exc:
-        raise OpsError(f"cannot reach Kafka at {s.kafka_bootstrap}: {exc}") from exc
+        raise OpsError(f"cannot reach Kafka at {kafka_address(s)}: {exc}") from exc
 
 
 # --- the three subcommands -----------------------------------------------------------------------

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
 
+from app.client_config import kafka_address, kafka_config
 from app.domain.deal import DealState
 from app.domain.reconcile import Report, reconcile
 from app.settings import Settings
@@ -60,21 +61,23 @@ def scan(
     gets every message, in order per partition. MissingTopicError (``missing`` says why) when absent.
     """
     consumer = Consumer(
-        {
-            "bootstrap.servers": s.kafka_bootstrap,
-            "group.id": f"{s.app_id}-reconcile",  # librdkafka wants one; never joined (assign) nor committed
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "enable.partition.eof": True,
-            "allow.auto.create.topics": False,
-            "log_level": 2,  # connection failures surface as one ReconcileError, not a log line per retry
-        }
+        kafka_config(
+            s,
+            {
+                "group.id": f"{s.app_id}-reconcile",  # librdkafka wants one; never joined (assign) nor committed
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "enable.partition.eof": True,
+                "allow.auto.create.topics": False,
+                "log_level": 2,  # connection failures surface as one ReconcileError, not a log line per retry
+            },
+        )
     )
     try:
         try:
             meta = consumer.list_topics(timeout=timeout_s)  # all topics: asking for one may auto-create it
         except KafkaException as exc:
-            raise ReconcileError(f"cannot reach Kafka at {s.kafka_bootstrap}: {exc}") from exc
+            raise ReconcileError(f"cannot reach Kafka at {kafka_address(s)}: {exc}") from exc
         if topic not in meta.topics:
             raise MissingTopicError(
                 f"{'changelog ' if topic.endswith('-changelog') else ''}topic {topic} does not exist on "

@@ -6,6 +6,7 @@ import time
 
 import httpx
 
+from app.client_config import registry_http
 from app.ops import metrics
 from app.settings import get_settings
 
@@ -14,9 +15,10 @@ _registry = {"up": False, "checked": 0.0}
 
 async def registry_reachable(max_age_s: float = 10.0) -> bool:
     if time.monotonic() - _registry["checked"] > max_age_s:
-        url = get_settings().registry_url.rstrip("/")
+        s = get_settings()
+        url = s.registry_url.rstrip("/")
         try:
-            async with httpx.AsyncClient(timeout=5) as client:
+            async with httpx.AsyncClient(timeout=5, **registry_http(s)) as client:
                 up = (await client.get(f"{url}/subjects")).status_code == 200
         except Exception:
             up = False

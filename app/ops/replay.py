@@ -25,6 +25,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from app.client_config import registry_config
 from app.domain.exception_ledger import Entry
 from app.domain.replay import (
     Candidate,
@@ -91,7 +92,7 @@ def read_candidates(s: Settings, origin: Origin, timeout_s: float = TIMEOUT_S) -
 
         topic = s.topic(DEAD_LETTER)
     else:
-        registry = SchemaRegistryClient({"url": s.registry_url, "timeout": 30})
+        registry = SchemaRegistryClient(registry_config(s, {"timeout": 30}))
         deserialize = AvroDeserializer(registry, conf={"subject.name.strategy": topic_subject_name_strategy})
 
         def handle(msg: Message) -> None:

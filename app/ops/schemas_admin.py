@@ -15,6 +15,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from app.catalog import TopicSpec
+from app.client_config import registry_config, registry_http
 from app.contracts import ContractIndex, compat
 from app.settings import Settings
 
@@ -30,7 +31,7 @@ def subjects(s: Settings, specs: Iterable[TopicSpec]) -> Iterator[tuple[str, str
 
 
 def client(s: Settings) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": s.registry_url, "timeout": 30})
+    return SchemaRegistryClient(registry_config(s, {"timeout": 30}))
 
 
 def _compatibility(reg: SchemaRegistryClient, subject: str) -> str | None:
@@ -95,6 +96,7 @@ def check(s: Settings, specs: Iterable[TopicSpec], index: ContractIndex) -> list
             json=body,
             headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
             timeout=30,
+            **registry_http(s),
         )
         if resp.status_code == 404:
             results.append(SubjectCheck(subject, contract, level, False, ("not registered",)))

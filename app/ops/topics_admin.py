@@ -16,6 +16,7 @@ from confluent_kafka.admin import (
 )
 
 from app.catalog import TopicSpec
+from app.client_config import kafka_config
 from app.settings import Settings
 
 TIMEOUT_S = 30
@@ -33,7 +34,7 @@ class Drift:
 
 
 def admin_client(s: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": s.kafka_bootstrap})
+    return AdminClient(kafka_config(s))
 
 
 def _describe(admin: AdminClient, names: list[str]) -> tuple[dict[str, int], dict[str, dict[str, str]]]:

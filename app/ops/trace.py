@@ -20,6 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from app.client_config import kafka_address, kafka_config, registry_config
 from app.domain.errors import ReasonCode, SyncError
 from app.domain.trace import AVRO_TOPICS, DEAD_LETTER, DEAL_CHANGES, READ_ORDER, Deal, Entry, Record, timeline
 from app.ops.reconcile import TIMEOUT_S
@@ -35,9 +36,9 @@ class TraceError(Exception):
 class AvroReader:
     """Wire-format Avro to Python values, writer schema by id from the registry (cached)."""
 
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._client = SchemaRegistryClient({"url": url, "timeout": TIMEOUT_S})
+    def __init__(self, s: Settings) -> None:
+        self._url = s.registry_url
+        self._client = SchemaRegistryClient(registry_config(s, {"timeout": TIMEOUT_S}))
         self._schemas: dict[int, dict[str, Any]] = {}
 
     def _schema(self, schema_id: int) -> dict[str, Any]:
@@ -67,15 +68,17 @@ class AvroReader:
 
 def _consumer(s: Settings) -> Consumer:
     return Consumer(
-        {
-            "bootstrap.servers": s.kafka_bootstrap,
-            "group.id": f"{s.app_id}-trace",  # librdkafka wants one; never joined (assign) nor committed
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "enable.partition.eof": True,
-            "allow.auto.create.topics": False,
-            "log_level": 2,  # connection failures surface as one TraceError, not a log line per retry
-        }
+        kafka_config(
+            s,
+            {
+                "group.id": f"{s.app_id}-trace",  # librdkafka wants one; never joined (assign) nor committed
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "enable.partition.eof": True,
+                "allow.auto.create.topics": False,
+                "log_level": 2,  # connection failures surface as one TraceError, not a log line per retry
+            },
+        )
     )
 
 
@@ -160,12 +163,12 @@ def _value(msg: Message, name: str, avro: AvroReader) -> tuple[Any, str | None]:
 def read(s: Settings, opp: str, timeout_s: float = TIMEOUT_S) -> list[Record]:
     """The records of deal ``opp`` in every topic of the trace that exists on the cluster."""
     consumer = _consumer(s)
-    avro = AvroReader(s.registry_url)
+    avro = AvroReader(s)
     try:
         try:
             meta = consumer.list_topics(timeout=timeout_s)  # all topics: asking for one may auto-create it
         except KafkaException as exc:
-            raise TraceError(f"cannot reach Kafka at {s.kafka_bootstrap}: {exc}") from exc
+            raise TraceError(f"cannot reach Kafka at {kafka_address(s)}: {exc}") from exc
         topics = {name: s.topic(name) for name in READ_ORDER if s.topic(name) in meta.topics}  # others: skipped
         try:
             ends = {t: end_offsets(consumer, t, sorted(meta.topics[t].partitions), timeout_s) for t in topics.values()}

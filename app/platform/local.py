@@ -18,7 +18,7 @@ from string import Template
 
 import httpx
 
-from app.platform import fetch
+from app.platform import fetch, tls
 from app.platform.errors import PlatformError
 from app.platform.java import find_java
 from app.platform.processes import Tracked
@@ -53,6 +53,11 @@ class Layout:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def secure(self) -> tls.SecureFiles:
+        """CA, certificates and generated passwords of the secure listeners (see app/platform/tls.py)."""
+        return tls.SecureFiles(self.root / "secure")
 
     @property
     def kafka(self) -> Tracked:
@@ -111,15 +116,32 @@ def _start_kafka(s: Settings, lay: Layout, say) -> None:
     if lay.kafka.pid() is not None:
         say(f"kafka     already running (pid {lay.kafka.pid()})")
     else:
-        if _port_open(s.kafka_port):
-            raise PlatformError(f"port {s.kafka_port} is taken by a process we did not start; set CRM_ERP_KAFKA_PORT")
+        for port, var in (
+            (s.kafka_port, "KAFKA_PORT"),
+            (s.kafka_sasl_ssl_port, "KAFKA_SASL_SSL_PORT"),
+            (s.kafka_ssl_port, "KAFKA_SSL_PORT"),
+        ):
+            if _port_open(port):
+                raise PlatformError(f"port {port} is taken by a process we did not start; set CRM_ERP_{var}")
         libs = fetch.kafka_libs(lay.cache, s.platform_config_dir / "pom.xml")
         java = find_java(17)
         data = lay.kafka_dir / "data"
         props = lay.kafka_dir / "server.properties"
         lay.kafka_dir.mkdir(parents=True, exist_ok=True)
+        secure = tls.ensure(lay.secure.dir)
         template = Template((s.platform_config_dir / "server.properties").read_text())
-        props.write_text(template.substitute(kafka_port=s.kafka_port, controller_port=s.controller_port, data_dir=data))
+        rendered = template.substitute(
+            kafka_port=s.kafka_port,
+            controller_port=s.controller_port,
+            sasl_ssl_port=s.kafka_sasl_ssl_port,
+            ssl_port=s.kafka_ssl_port,
+            data_dir=data,
+            secure_dir=secure.dir,
+            keystore_password=secure.broker_keystore_password.read_text().strip(),
+        )
+        props.touch(mode=0o600)  # it holds the broker's key store password
+        props.chmod(0o600)
+        props.write_text(rendered)
         cluster_file = lay.kafka_dir / "cluster-id"
         if not cluster_file.exists():
             cluster_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
@@ -165,6 +187,66 @@ def _start_kafka(s: Settings, lay: Layout, say) -> None:
         )
         say(f"kafka     started (pid {pid}), waiting for it to answer…")
     _wait("kafka", lambda: kafka_answers(bootstrap), lay.kafka, KAFKA_READY_S, lay.logs / "kafka" / "server.log")
+    if not _port_open(s.kafka_sasl_ssl_port):
+        say(
+            f"kafka     has no secure listener on {s.kafka_sasl_ssl_port}: it was started from an older "
+            "server.properties; `crm-erp-sync platform down` then `up` adds it"
+        )
+        return
+    ensure_scram_user(s)
+
+
+def ensure_scram_user(s: Settings) -> str:
+    """Upsert the local SCRAM-SHA-512 user (through PLAINTEXT) with the generated password; its name.
+
+    KRaft keeps SCRAM credentials in the cluster metadata; ``kafka-storage format --add-scram`` only
+    works on an unformatted log dir, so the credential is (re)written at every ``up`` instead: idempotent.
+    """
+    from confluent_kafka.admin import AdminClient, ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+
+    files = Layout(s).secure
+    if not files.scram_password.exists():
+        raise PlatformError(f"{files.scram_password} is missing: `crm-erp-sync platform down` then `up` recreates it")
+    password = files.scram_password.read_bytes().strip()
+    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{s.kafka_port}", "log_level": 0})
+    upsert = UserScramCredentialUpsertion(
+        tls.SCRAM_USER, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192), password
+    )
+    for future in admin.alter_user_scram_credentials([upsert]).values():
+        try:
+            future.result(timeout=30)
+        except Exception as exc:
+            raise PlatformError(f"creating the local SCRAM user {tls.SCRAM_USER} failed: {exc}") from exc
+    return tls.SCRAM_USER
+
+
+def secure_env(s: Settings, mode: str = "sasl_ssl") -> dict[str, str]:
+    """``CRM_ERP_*`` variables that connect a client to a local secure listener.
+
+    ``sasl_ssl``: SCRAM-SHA-512 over TLS; ``mtls``: TLS with the generated client certificate. Secrets
+    are passed as file paths, never as values.
+    """
+    files = Layout(s).secure
+    env = {"CRM_ERP_KAFKA_SSL_CA_FILE": str(files.ca_cert)}
+    if mode == "sasl_ssl":
+        env |= {
+            "CRM_ERP_KAFKA_BOOTSTRAP": f"127.0.0.1:{s.kafka_sasl_ssl_port}",
+            "CRM_ERP_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "CRM_ERP_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+            "CRM_ERP_KAFKA_SASL_USERNAME": tls.SCRAM_USER,
+            "CRM_ERP_KAFKA_SASL_PASSWORD_FILE": str(files.scram_password),
+        }
+    elif mode == "mtls":
+        env |= {
+            "CRM_ERP_KAFKA_BOOTSTRAP": f"127.0.0.1:{s.kafka_ssl_port}",
+            "CRM_ERP_KAFKA_SECURITY_PROTOCOL": "SSL",
+            "CRM_ERP_KAFKA_SSL_CERT_FILE": str(files.client_cert),
+            "CRM_ERP_KAFKA_SSL_KEY_FILE": str(files.client_key),
+            "CRM_ERP_KAFKA_SSL_KEY_PASSWORD_FILE": str(files.client_key_password),
+        }
+    else:
+        raise ValueError(f"mode must be sasl_ssl or mtls, not {mode!r}")
+    return env
 
 
 def _start_registry(s: Settings, lay: Layout, say) -> None:
@@ -220,6 +302,12 @@ def up(s: Settings, say=print) -> None:
     _start_kafka(s, lay, say)
     _start_registry(s, lay, say)
     say(f"kafka     127.0.0.1:{s.kafka_port}")
+    if _port_open(s.kafka_sasl_ssl_port):
+        say(
+            f"secure    SASL_SSL 127.0.0.1:{s.kafka_sasl_ssl_port} (SCRAM-SHA-512 user {tls.SCRAM_USER}), "
+            f"SSL 127.0.0.1:{s.kafka_ssl_port} (client certificate); CA, certificates and passwords in "
+            f"{lay.secure.dir}"
+        )
     say(f"registry  http://127.0.0.1:{s.registry_port}/apis/ccompat/v7  (storage: {s.registry_storage})")
 
 

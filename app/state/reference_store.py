@@ -86,16 +86,16 @@ def _not_newer(pos: tuple[int | None, int], held: tuple[int | None, int]) -> boo
 class ReferenceFollower(threading.Thread):
     """Reads the reference topic from the beginning, forever, into a ReferenceStore."""
 
-    def __init__(self, store: ReferenceStore, bootstrap: str, topic: str, extra: dict[str, Any] | None = None) -> None:
+    def __init__(self, store: ReferenceStore, connection: dict[str, Any], topic: str) -> None:
+        """``connection``: bootstrap servers and security (``app.client_config.kafka_config``)."""
         super().__init__(name="reference-follower", daemon=True)
         self.store, self.topic = store, topic
         self._stop = threading.Event()
         self._conf = {
-            "bootstrap.servers": bootstrap,
+            **connection,
             "group.id": f"reference-follower-{uuid.uuid4().hex[:8]}",  # never commits: assign, not subscribe
             "enable.auto.commit": False,
             "enable.partition.eof": False,
-            **(extra or {}),
         }
 
     def stop(self) -> None:

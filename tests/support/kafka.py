@@ -20,6 +20,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from app.catalog import default_catalog
+from app.client_config import kafka_config, registry_config, security_env
 from app.contracts import default_index
 from app.ops import schemas_admin, topics_admin
 from app.ops.worker_process import WorkerProcess
@@ -49,12 +50,12 @@ class Sandbox:
                 "web_port": free_port(),
             }
         )
-        self.registry = SchemaRegistryClient({"url": self.settings.registry_url, "timeout": 30})
+        self.registry = SchemaRegistryClient(registry_config(self.settings, {"timeout": 30}))
         # TopicNameStrategy explicitly: the client's default asks the registry for associations per message
         self._deserializer = AvroDeserializer(
             self.registry, conf={"subject.name.strategy": topic_subject_name_strategy}
         )
-        self._producer = Producer({"bootstrap.servers": self.settings.kafka_bootstrap, "linger.ms": 5})
+        self._producer = Producer(kafka_config(self.settings, {"linger.ms": 5}))
 
     def topic(self, name: str) -> str:
         return self.settings.topic(name)
@@ -108,6 +109,7 @@ class Sandbox:
     def env(self, **extra: str) -> dict[str, str]:
         s = self.settings
         env = {k: v for k, v in os.environ.items() if not k.startswith("CRM_ERP_")}
+        env.update(security_env(s))  # a secured platform stays secured for the worker
         env.update(
             CRM_ERP_KAFKA_BOOTSTRAP=s.kafka_bootstrap,
             CRM_ERP_REGISTRY_URL=s.registry_url,
@@ -156,12 +158,14 @@ class Sandbox:
     def collect(self, name: str, done, timeout: float = 60.0, what: str = "the expected messages") -> list[Message]:
         """Read a topic from the beginning until ``done(messages)`` holds, or fail after ``timeout`` s."""
         consumer = Consumer(
-            {
-                "bootstrap.servers": self.settings.kafka_bootstrap,
-                "group.id": f"{self.prefix}reader-{uuid.uuid4().hex[:6]}",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": False,
-            }
+            kafka_config(
+                self.settings,
+                {
+                    "group.id": f"{self.prefix}reader-{uuid.uuid4().hex[:6]}",
+                    "auto.offset.reset": "earliest",
+                    "enable.auto.commit": False,
+                },
+            )
         )
         consumer.subscribe([self.topic(name)])
         out: list[Message] = []
