@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CLI    := $(BIN)/crm-erp-sync
 
-.PHONY: help run test lint gate format down status venv bench promtool
+.PHONY: help run test lint gate format down status venv bench promtool chromium
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -23,13 +23,20 @@ run: venv        ## the main job: local Kafka + registry up, topics and schemas 
 	$(CLI) schemas register
 	$(CLI) worker
 
-test: venv promtool  ## the whole suite (brings the local platform up if it is not, and down again if it did)
+test: venv promtool chromium  ## the whole suite (brings the local platform up if it is not, and down again if it did)
 	$(BIN)/pytest
 
 promtool:        ## promtool (Debian's prometheus package) checks and unit-tests the alert rules
 	@command -v promtool >/dev/null || { echo "installing promtool (Debian package prometheus)"; \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
+
+chromium:        ## headless Chromium (Debian's chromium package) renders the worker's /ops page in the tests
+	@command -v chromium >/dev/null || { echo "installing chromium (Debian package chromium)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null \
+	  || { $$SUDO apt-get update -q >/dev/null && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+	       apt-get install -y -q --no-install-recommends chromium >/dev/null; }; }
 
 lint: venv       ## ruff lint and format check, contract house rules
 	$(BIN)/ruff check app tests

@@ -15,16 +15,18 @@ from decimal import Decimal
 
 import orjson
 
+from app.agents.guard import TIERS
 from app.domain import exception_state
 from app.domain.escalation import due_at
 from app.domain.outputs import Output
-from app.faust_app import app
+from app.faust_app import app, settings
 from app.ops import metrics
 from app.ops.registry_probe import registry_reachable
 from app.state.tables import exception_ledger, open_alerts
 
 log = logging.getLogger(__name__)
 GAUGE_INTERVAL_S = 15.0
+_TIERS = {settings.topic(f"sync.retry.{tier}"): tier for tier, _ in TIERS}  # full topic name -> tier
 
 
 def track_alerts(outputs: list[Output]) -> None:
@@ -35,7 +37,18 @@ def track_alerts(outputs: list[Output]) -> None:
         if out.value["state"] == "OPEN":
             v = out.value
             open_alerts[key] = orjson.dumps(
-                {"kind": v["kind"], "amount": v["amount_at_risk"], "currency": v["currency"], "opened": v["opened_at"]}
+                {
+                    "kind": v["kind"],
+                    "amount": v["amount_at_risk"],
+                    "currency": v["currency"],
+                    "opened": v["opened_at"],
+                    # for the /ops page (app/ops/ops_page.py): ids, owner and a summary, no customer data
+                    "severity": v.get("severity"),
+                    "owner": v.get("suggested_owner"),
+                    "correlation_id": v.get("correlation_id"),
+                    "order_number": v.get("order_number"),
+                    "detail": (v.get("detail") or "")[:300],
+                }
             )
         else:
             open_alerts.pop(key, None)
@@ -91,6 +104,33 @@ async def update_gauges() -> None:
         refresh_gauges(dt.datetime.now(dt.UTC))
     except Exception:
         log.exception("refreshing the state gauges failed; will try again")
+
+
+async def refresh_lag() -> None:
+    """Consumer lag per assigned input partition (high watermark minus committed offset) and retry-tier depth."""
+    assigned = [tp for tp in app.consumer.assignment() if not tp.topic.endswith("-changelog")]
+    highwaters = await app.consumer.highwaters(*assigned) if assigned else {}
+    # this run's commits; before the first one, what the group had committed when it was assigned
+    committed = {**app.consumer._committed_offset, **app.monitor.tp_committed_offsets}
+    lag = {(tp.topic, str(tp.partition)): max(0, end - (committed.get(tp) or 0)) for tp, end in highwaters.items()}
+    depth: Counter = Counter({(tier,): 0 for tier in _TIERS})
+    for (topic, _), n in lag.items():
+        tier = _TIERS.get(topic)
+        if tier is not None:
+            depth[(tier,)] += n
+    _set(metrics.consumer_lag, lag)
+    _set(metrics.retry_tier_depth, depth)
+
+
+@app.timer(interval=GAUGE_INTERVAL_S)
+async def update_lag() -> None:
+    """Lag and retry-tier depth gauges (never raises: a timer error kills the worker)."""
+    if app.rebalancing:
+        return
+    try:
+        await refresh_lag()
+    except Exception:
+        log.exception("refreshing the lag gauges failed; will try again")
 
 
 @app.timer(interval=GAUGE_INTERVAL_S)

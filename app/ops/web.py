@@ -1,16 +1,28 @@
-"""The worker's HTTP endpoints: ``/metrics`` (Faust's sensors + the service's), ``/health``, ``/ready``.
+"""The worker's HTTP endpoints: ``/metrics`` (Faust's sensors + the service's), ``/health``, ``/ready``, ``/ops``.
 
-Table contents are never served (``web_tables_enabled=False``): they hold customer data.
+Table contents are never served (``web_tables_enabled=False``): they hold customer data. ``/ops``
+(for people) shows ids, reasons, owners, amounts, ages and masked summaries of the open exceptions and
+drift alerts in this worker's partitions, rendered by ``app.ops.ops_page``.
 """
 
 from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+from typing import Any
 
 from faust.sensors.prometheus import setup_prometheus_sensors
 from faust.web import Request, Response, View
 from prometheus_client import REGISTRY
 
-from app.faust_app import app
+from app.domain import escalation
+from app.faust_app import app, settings
+from app.ops import metrics, ops_page
 from app.ops.registry_probe import registry_reachable
+from app.state.tables import exception_ledger, open_alerts
+
+log = logging.getLogger(__name__)
 
 setup_prometheus_sensors(app, pattern="/metrics", registry=REGISTRY, name_prefix="faust")
 
@@ -28,15 +40,63 @@ class Ready(View):
     """Partitions assigned, tables recovered, no rebalance in progress, registry answering."""
 
     async def get(self, request: Request) -> Response:
-        assigned = len(app.consumer.assignment())
-        recovered = bool(app.tables.actives_ready)
-        registry = await registry_reachable()
-        ready = bool(assigned) and recovered and not app.rebalancing and registry
-        body = {
-            "ready": ready,
-            "assigned_partitions": assigned,
-            "tables_recovered": recovered,
-            "rebalancing": app.rebalancing,
-            "registry_reachable": registry,
-        }
-        return self.json(body, status=200 if ready else 503)
+        body = await readiness()
+        return self.json(body, status=200 if body["ready"] else 503)
+
+
+async def readiness() -> dict[str, Any]:
+    """What ``/ready`` answers and ``/ops`` shows."""
+    assigned = len(app.consumer.assignment())
+    recovered = bool(app.tables.actives_ready)
+    registry = await registry_reachable()
+    ready = bool(assigned) and recovered and not app.rebalancing and registry
+    return {
+        "ready": ready,
+        "assigned_partitions": assigned,
+        "tables_recovered": recovered,
+        "rebalancing": app.rebalancing,
+        "registry_reachable": registry,
+    }
+
+
+@app.page("/ops")
+class Ops(View):
+    """The operations page (HTML, for people): pipeline status, open exceptions, open drift alerts."""
+
+    async def get(self, request: Request) -> Response:
+        ready = await readiness()
+        topic = exception_ledger.changelog_topic_name
+        status = ops_page.PipelineStatus(
+            ready=ready["ready"],
+            assigned_partitions=ready["assigned_partitions"],
+            tables_recovered=ready["tables_recovered"],
+            rebalancing=ready["rebalancing"],
+            registry_reachable=ready["registry_reachable"],
+            table_partitions=tuple(sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)),
+            total_table_partitions=exception_ledger.partitions or settings.topic_partitions,
+            events_processed=_total(metrics.events_consumed),
+            commands_emitted=_total(metrics.commands_emitted),
+            worker=f"{settings.web_host}:{settings.web_port}",
+        )
+        exceptions = alerts = None
+        unreadable = 0
+        if ready["tables_recovered"] and not ready["rebalancing"]:
+            try:  # the rows of this worker's active partitions (the timers in app/agents/live.py read them alike)
+                exceptions, bad_exceptions = ops_page.open_exceptions(list(exception_ledger.items()))
+                alerts, bad_alerts = ops_page.open_alerts(list(open_alerts.items()))
+                unreadable = bad_exceptions + bad_alerts
+            except Exception:
+                log.exception("/ops: reading the exception ledger or the open alerts failed")
+                exceptions = alerts = None
+        page = ops_page.render(status, exceptions, alerts, dt.datetime.now(dt.UTC), _routes(), unreadable)
+        return self.html(page, headers={"Cache-Control": "no-store"})
+
+
+@functools.cache
+def _routes() -> list[escalation.Route]:
+    return escalation.load(settings.escalation_rules)
+
+
+def _total(counter) -> int:
+    """A labelled counter summed over its labels (this process's count since it started)."""
+    return int(sum(s.value for m in counter.collect() for s in m.samples if s.name.endswith("_total")))

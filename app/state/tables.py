@@ -32,5 +32,6 @@ parity_entries = _table("parity-entries", "<currency>|<side>|<opportunity id> ->
 exception_ledger = _table("exception-ledger", "exception id -> open/resolved state with its record (JSON)")
 escalation_due = _table("escalation-due", "exception id -> epoch ms when its SLA to resolve runs out")
 open_alerts = _table(
-    "open-drift-alerts", "alert id -> kind, amount at risk, currency, opened at of an open drift alert"
+    "open-drift-alerts",
+    "alert id -> kind, amount at risk, currency, opened at, severity, owner, ids and summary of an open drift alert",
 )

@@ -52,3 +52,35 @@ def test_prometheus_scrapes_the_worker_metrics_port():
     worker_port = int(SERVICES["worker"]["environment"]["CRM_ERP_WEB_PORT"])
     assert f"worker:{worker_port}" in targets
     assert SERVICES["worker"]["environment"]["CRM_ERP_WEB_HOST"] == "0.0.0.0"
+
+
+def test_grafana_provisions_the_prometheus_datasource_and_mounts_the_dashboards():
+    grafana, grafana_dir = SERVICES["grafana"], REPO_ROOT / "deploy" / "grafana"
+    image, _, tag = grafana["image"].partition(":")
+    assert image == "grafana/grafana-oss" and tag and tag != "latest"  # pinned
+    assert "prometheus" in grafana["depends_on"]
+    assert host_ports("grafana") == {3000: 3000}
+    mounts = {}
+    for volume in grafana["volumes"]:
+        host, container, *_ = volume.split(":")
+        assert (REPO_ROOT / host).is_dir(), host
+        mounts[(REPO_ROOT / host).resolve()] = container
+    provisioning = grafana_dir / "provisioning"
+    assert mounts[provisioning / "datasources"] == "/etc/grafana/provisioning/datasources"
+    assert mounts[provisioning / "dashboards"] == "/etc/grafana/provisioning/dashboards"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "dashboards.yml").read_text())["providers"]
+    assert provider["type"] == "file"
+    assert mounts[grafana_dir / "dashboards"] == provider["options"]["path"]
+    assert {p.name for p in (grafana_dir / "dashboards").glob("*.json")} >= {"engineering.json", "revops.json"}
+    home = grafana["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(provider["options"]["path"] + "/")
+    assert (grafana_dir / "dashboards" / home.rsplit("/", 1)[1]).is_file()
+
+
+def test_grafana_datasource_points_at_the_prometheus_service():
+    (datasource,) = yaml.safe_load(
+        (REPO_ROOT / "deploy" / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text()
+    )["datasources"]
+    (container_port,) = host_ports("prometheus").values()
+    assert datasource["url"] == f"http://prometheus:{container_port}"
+    assert datasource["uid"] == "prometheus"  # the dashboards refer to it by uid (test_dashboards.py)
