@@ -224,6 +224,23 @@ def _exceptions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ops_screenshot(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app.ops.screenshot import ScreenshotError, take
+
+    s = get_settings()
+    host = "127.0.0.1" if s.web_host in ("", "0.0.0.0") else s.web_host
+    url = args.url or f"http://{host}:{s.web_port}/ops"
+    try:
+        out = take(url, Path(args.out), chromium=args.chromium)
+    except ScreenshotError as exc:
+        print(f"crm-erp-sync ops-screenshot: {exc}", file=sys.stderr)
+        return 1
+    print(f"{url} -> {out} ({out.stat().st_size} bytes)")
+    return 0
+
+
 def _replay(args: argparse.Namespace) -> int:
     from app.domain.replay import Criteria, Origin
     from app.ops import replay as ops
@@ -333,6 +350,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--include-resolved", action="store_true", help="also replay inputs whose exception is already resolved"
     )
     rep.set_defaults(func=_replay)
+
+    shot = sub.add_parser("ops-screenshot", help="save the worker's /ops page as a PNG (headless Chromium)")
+    shot.add_argument("--url", help="the page (default: http://127.0.0.1:<CRM_ERP_WEB_PORT>/ops)")
+    shot.add_argument("--out", default="out/ops.png", help="where to write the PNG (default out/ops.png)")
+    shot.add_argument("--chromium", help="the browser executable (default: chromium on the PATH)")
+    shot.set_defaults(func=_ops_screenshot)
+
+    from app.ops.simulate import add_parser as add_simulate  # flags generated from the simulators' configs
+
+    add_simulate(sub, get_settings)
 
     worker = sub.add_parser("worker", help="run the Faust stream-processing worker")
     worker.add_argument("--loglevel", default="info")

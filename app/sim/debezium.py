@@ -383,6 +383,15 @@ def truncate(table: str, lsn_src: Lsn, *, tx: dict[str, Any] | None = None) -> d
     return _event(table, "t", None, None, lsn_src, tx, "false")
 
 
+def restamp(envelope: dict[str, Any], ts_ms: int) -> dict[str, Any]:
+    """Move an envelope's commit time to ``ts_ms`` (in place; returned): source.ts_* and, trailing
+    by ``PROCESSING_LAG_MS``, the envelope's own ts_*. For a live feed, whose events are built ahead."""
+    processed = ts_ms + PROCESSING_LAG_MS
+    envelope["source"].update(ts_ms=ts_ms, ts_us=ts_ms * 1_000, ts_ns=ts_ms * 1_000_000)
+    envelope.update(ts_ms=processed, ts_us=processed * 1_000, ts_ns=processed * 1_000_000)
+    return envelope
+
+
 def unwrapped(table: str, row: Row, op: str, lsn: int, ts_ms: int, deleted: bool = False) -> Row:
     """The ExtractNewRecordState form (add.fields=op,source.ts_ms,source.lsn; delete.handling.mode=rewrite).
 

@@ -1,7 +1,8 @@
 """ERP order events as an ERP integration would publish them (``ErpOrderEvent`` records, Avro-ready values).
 
 Used by the tests and the ERP simulator: each builder returns the record for one event, with the
-union member given in fastavro's tuple notation.
+union member given in fastavro's tuple notation. ``at=`` sets occurred_at and the body's own time
+(accepted_at, shipped_at, ...); without it both are now.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def _when(kw: dict[str, Any]) -> dt.datetime:
+    """The event's own time (accepted_at, shipped_at, ...): the ``at`` given for occurred_at, else now."""
+    return kw.get("at") or _now()
+
+
 def event(opp: str, kind: str, body: dict[str, Any], command_id: str | None = None, order_number: str | None = None,
           event_id: str | None = None, at: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
     return {
@@ -33,7 +39,7 @@ def event(opp: str, kind: str, body: dict[str, Any], command_id: str | None = No
 
 
 def accepted(opp: str, amount: Decimal, currency: str, order_number: str, command_id: str | None = None, **kw):
-    body = {"order_number": order_number, "accepted_amount": amount, "currency": currency, "accepted_at": _now()}
+    body = {"order_number": order_number, "accepted_amount": amount, "currency": currency, "accepted_at": _when(kw)}
     return event(opp, "OrderAccepted", body, command_id, order_number, **kw)
 
 
@@ -48,7 +54,7 @@ def shipped(opp: str, shipment_id: str, lines: list[tuple[str, str, Decimal]], c
         "shipment_id": shipment_id,
         "lines": [{"line_id": line, "sku": sku, "quantity": qty} for line, sku, qty in lines],
         "complete": complete,
-        "shipped_at": _now(),
+        "shipped_at": _when(kw),
     }
     return event(opp, "OrderShipped", body, **kw)
 
@@ -60,7 +66,7 @@ def invoiced(opp: str, invoice_number: str, amount: Decimal, currency: str, tax:
         "amount": amount,
         "tax_amount": tax,
         "currency": currency,
-        "issued_at": _now(),
+        "issued_at": _when(kw),
         "due_date": due,
     }
     return event(opp, "OrderInvoiced", body, **kw)
@@ -72,17 +78,17 @@ def paid(opp: str, payment_id: str, invoice_number: str, amount: Decimal, curren
         "invoice_number": invoice_number,
         "amount": amount,
         "currency": currency,
-        "received_at": _now(),
+        "received_at": _when(kw),
     }
     return event(opp, "PaymentReceived", body, **kw)
 
 
 def credit_hold(opp: str, reason: str, **kw):
-    return event(opp, "CreditHoldPlaced", {"reason": reason, "placed_at": _now()}, **kw)
+    return event(opp, "CreditHoldPlaced", {"reason": reason, "placed_at": _when(kw)}, **kw)
 
 
 def hold_released(opp: str, **kw):
-    return event(opp, "CreditHoldReleased", {"released_at": _now()}, **kw)
+    return event(opp, "CreditHoldReleased", {"released_at": _when(kw)}, **kw)
 
 
 def disputed(opp: str, invoice_number: str, amount: Decimal, currency: str, reason: str, **kw):
@@ -91,6 +97,6 @@ def disputed(opp: str, invoice_number: str, amount: Decimal, currency: str, reas
         "disputed_amount": amount,
         "currency": currency,
         "reason": reason,
-        "disputed_at": _now(),
+        "disputed_at": _when(kw),
     }
     return event(opp, "InvoiceDisputed", body, **kw)
