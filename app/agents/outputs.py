@@ -46,6 +46,13 @@ def _headers(out: Output) -> list[tuple[str, bytes]]:
     return [(k, v.encode()) for k, v in out.headers]
 
 
+def _subject_topic(out: Output, target: TopicT) -> str:
+    """Whose ``<topic>-value`` subject the value is encoded under: a command sent through a retry tier
+    goes back to its own topic, so it carries that topic's schema id (tiers have no contract)."""
+    back_to = dict(out.headers).get("x-retry-target-catalog")
+    return settings.topic(back_to) if back_to else target.get_topic_name()
+
+
 async def prepare(outputs: list[Output]) -> list[Ready]:
     ready = []
     for out in outputs:
@@ -53,7 +60,7 @@ async def prepare(outputs: list[Output]) -> list[Ready]:
         if out.contract == JSON:
             ready.append(Ready(target, out.key.encode(), orjson.dumps(out.value), _headers(out)))
             continue
-        encoder = await runtime.encoder(target.get_topic_name(), out.contract)
+        encoder = await runtime.encoder(_subject_topic(out, target), out.contract)
         record = model(out.contract).model_validate(out.value)
         ready.append(Ready(target, out.key.encode(), encoder.encode(record.to_avro()), _headers(out)))
     return ready

@@ -239,3 +239,16 @@ def test_aggregate_parity_alerts_when_a_window_diverges_and_resolves_when_it_cat
 
     alerts = parity_alerts(sandbox.collect("sync.drift-alerts", settled, 60, "every parity alert resolved"))
     assert all(a["amount_at_risk"] > 0 for a in alerts if a["state"] == "OPEN")
+
+
+def test_a_retryable_rejection_sends_the_same_create_again_through_a_retry_tier(
+    sandbox: Sandbox, crm: Crm, worker_factory
+):
+    crm.deal("opp-f6")
+    sandbox.flush()
+    worker_factory(CRM_ERP_RETRY_DELAYS="10s=1,1m=2,10m=3")
+    command_id = create_of(sandbox, "opp-f6")
+    send(sandbox, erp.rejected("opp-f6", "LOCKED", "order book locked for month end", retryable=True))
+    creates = for_opp(sandbox, COMMANDS, "opp-f6", lambda c: len(c) >= 2, 60, "the create sent again")
+    assert {c["envelope"]["command_id"] for c in creates} == {command_id}  # the same command, so the ERP upserts
+    assert sandbox.everything("sync.dead-letter", quiet=2) == []
