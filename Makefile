@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CLI    := $(BIN)/crm-erp-sync
 
-.PHONY: help run test lint gate format down status venv bench promtool chromium
+.PHONY: help demo run test lint gate format down status venv bench promtool chromium
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -16,6 +16,9 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 venv: $(BIN)/.installed  ## create .venv and install the service with its dev tools
+
+demo: venv       ## the whole lifecycle in one command: platform, worker, simulated CRM and ERP for a minute, summary
+	$(CLI) demo
 
 run: venv        ## the main job: local Kafka + registry up, topics and schemas applied, worker in the foreground
 	$(CLI) platform up

@@ -117,6 +117,19 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from app.ops import demo
+
+    summary = demo.run(get_settings(), args.seconds, args.rate, args.seed, args.keep)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(summary, indent=2) + "\n")
+    return 0
+
+
 def instant(text: str) -> dt.datetime:
     """An ISO-8601 date or datetime; a date means its midnight, and no offset means UTC."""
     try:
@@ -292,6 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.add_argument("--level", default="BACKWARD", choices=["BACKWARD", "FORWARD", "FULL"], help="compat level")
     schemas.add_argument("--base", help="gate: the commit to compare with (default: merge base / HEAD~1)")
     schemas.set_defaults(func=_schemas)
+
+    demo = sub.add_parser("demo", help="the whole lifecycle locally: simulated CRM and ERP, then a summary")
+    demo.add_argument("--seconds", type=float, default=60.0, help="how long the simulated CRM starts new deals")
+    demo.add_argument("--rate", type=float, default=40.0, help="CRM messages per second")
+    demo.add_argument("--seed", type=int, default=7, help="seed of both simulators (a run is reproducible)")
+    demo.add_argument("--keep", action="store_true", help="leave the worker and the run's topics up afterwards")
+    demo.add_argument("--json", default="out/demo.json", help="where to write the summary as JSON")
+    demo.set_defaults(func=_demo)
 
     bench = sub.add_parser("bench", help="measure the opportunity-to-order path against its I/O and Python ceilings")
     bench.add_argument("--deals", type=int, default=20000, help="deals to preload (5 CDC events each)")

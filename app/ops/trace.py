@@ -66,7 +66,8 @@ class AvroReader:
             raise SyncError(ReasonCode.AVRO_DECODE_ERROR, f"schema id {schema_id}: {exc!r}") from exc
 
 
-def _consumer(s: Settings) -> Consumer:
+def snapshot_consumer(s: Settings) -> Consumer:
+    """A consumer for reading topics by assignment (never joins its group, never commits)."""
     return Consumer(
         kafka_config(
             s,
@@ -162,7 +163,7 @@ def _value(msg: Message, name: str, avro: AvroReader) -> tuple[Any, str | None]:
 
 def read(s: Settings, opp: str, timeout_s: float = TIMEOUT_S) -> list[Record]:
     """The records of deal ``opp`` in every topic of the trace that exists on the cluster."""
-    consumer = _consumer(s)
+    consumer = snapshot_consumer(s)
     avro = AvroReader(s)
     try:
         try:

@@ -12,10 +12,10 @@ def test_every_setting_is_in_the_configuration_table():
         assert f"`CRM_ERP_{name.upper()}`" in README, name
 
 
-def test_readme_opens_with_the_run_and_test_commands_and_ci_calls_the_test_one():
+def test_readme_opens_with_the_demo_and_test_commands_and_ci_calls_the_test_one():
     head = README.split("```sh", 1)[1].split("```", 1)[0]
     commands = [line.split("#")[0].strip() for line in head.strip().splitlines()]
-    assert commands == ["make run", "make test"]
+    assert commands == ["make demo", "make test"]
     assert "make test" in (REPO_ROOT / ".ci" / "run").read_text()
 
 

@@ -1,0 +1,144 @@
+"""The demo's summary: what the simulators sent against what the service did, from the records alone.
+
+Pure: the demo runner reads the topics and the worker's metrics, this module counts and renders.
+Commands are counted by distinct ``command_id`` (delivery is at-least-once: a redelivered command
+repeats its id), exceptions and alerts by their ids.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass
+class Observed:
+    """What the service produced during the demo (decoded values; see ``app.ops.demo``)."""
+
+    sales_orders: list[dict[str, Any]] = field(default_factory=list)
+    customers: list[dict[str, Any]] = field(default_factory=list)
+    crm_updates: list[dict[str, Any]] = field(default_factory=list)
+    exceptions: list[dict[str, Any]] = field(default_factory=list)
+    resolutions: list[dict[str, Any]] = field(default_factory=list)
+    dead_letter_reasons: list[str] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    create_latencies_ms: list[float] = field(default_factory=list)  # command timestamp - CDC commit time
+    dedup_hits: float = 0.0
+
+
+def _kind(command: dict[str, Any]) -> str:
+    body = command["command"]
+    name = body[0] if isinstance(body, tuple) else body.get("-type", "")
+    return name.rsplit(".", 1)[-1]
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+def summarise(crm: Mapping[str, Any], erp: Mapping[str, Any], seen: Observed) -> dict[str, Any]:
+    """``crm``/``erp``: the simulators' ``totals()``/``to_json()``; ``seen``: the service's records."""
+    commands: dict[str, set[str]] = defaultdict(set)
+    for c in seen.sales_orders:
+        commands[_kind(c)].add(c["envelope"]["command_id"])
+    exceptions = {e["exception_id"]: e for e in seen.exceptions}
+    resolved = {r["exception_id"] for r in seen.resolutions}
+    opened = {a["alert_id"]: a for a in seen.alerts if a["state"] == "OPEN"}
+    closed = {a["alert_id"] for a in seen.alerts if a["state"] == "RESOLVED"}
+    at_risk: dict[str, Decimal] = defaultdict(Decimal)
+    for a in opened.values():
+        if a["alert_id"] not in closed and a.get("amount_at_risk") is not None:
+            at_risk[a["currency"]] += Decimal(str(a["amount_at_risk"]))
+    for e in exceptions.values():
+        if e["exception_id"] not in resolved and e.get("amount_at_risk") is not None and e.get("currency"):
+            at_risk[e["currency"]] += Decimal(str(e["amount_at_risk"]))
+    lat = sorted(seen.create_latencies_ms)
+    return {
+        "crm": {
+            "messages": crm["messages"],
+            "duplicates_sent": crm["by_kind"].get("duplicate", 0),
+            "malformed_sent": sum(crm["malformed_by_defect"].values()),
+            "deals": crm["deals"],
+            "expected": crm["expected"],
+        },
+        "service": {
+            "orders_created": len(commands["CreateSalesOrder"]),
+            "amends": len(commands["AmendSalesOrder"]),
+            "cancels": len(commands["CancelSalesOrder"]),
+            "customer_upserts": len({c["envelope"]["command_id"] for c in seen.customers}),
+            "crm_updates": len({u["envelope"]["command_id"] for u in seen.crm_updates}),
+            "duplicates_suppressed": int(seen.dedup_hits),
+            "exceptions_by_reason": dict(sorted(Counter(e["reason_code"] for e in exceptions.values()).items())),
+            "exceptions_resolved": len(resolved & exceptions.keys()),
+            "quarantined_by_reason": dict(sorted(Counter(seen.dead_letter_reasons).items())),
+            "drift_alerts_by_kind": _alerts(opened, closed),
+            "revenue_at_risk": {c: str(a) for c, a in sorted(at_risk.items())},
+            "create_latency_ms": {
+                "count": len(lat),
+                "p50": _pct(lat, 50),
+                "p95": _pct(lat, 95),
+                "p99": _pct(lat, 99),
+            },
+        },
+        "erp": {
+            "orders": erp["orders"],
+            "outcomes": erp["outcomes"],
+            "faults": erp["faults"],
+            "events_delivered": sum(erp["events_delivered"].values()),
+        },
+    }
+
+
+def _alerts(opened: Mapping[str, dict[str, Any]], closed: set[str]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for alert_id, a in opened.items():
+        row = out.setdefault(a["kind"], {"opened": 0, "resolved": 0})
+        row["opened"] += 1
+        row["resolved"] += alert_id in closed
+    return dict(sorted(out.items()))
+
+
+def _pairs(counts: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
+
+
+def render(summary: Mapping[str, Any], where: Iterable[str] = ()) -> str:
+    c, s, e = summary["crm"], summary["service"], summary["erp"]
+    d, x, lat = c["deals"], c["expected"], s["create_latency_ms"]
+    alerts = {k: f"{v['opened']} opened / {v['resolved']} resolved" for k, v in s["drift_alerts_by_kind"].items()}
+    lines = [
+        "── CRM (simulated) ─────────────────────────────────────────────",
+        f"messages sent          {c['messages']} ({c['duplicates_sent']} duplicates, {c['malformed_sent']} malformed)",
+        f"deals                  {d['finished']} finished: {d['closed_won']} closed won, {d['lost']} lost, "
+        f"{d['reopened']} reopened, {d['deleted']} deleted",
+        f"expected               {x['create_command_ids']} create command ids, {x['amends']} amends, "
+        f"{x['cancels']} cancels, {x['incomplete_deals']} incomplete deals",
+        "── the service ─────────────────────────────────────────────────",
+        f"orders created         {s['orders_created']} (distinct command ids; expected {x['create_command_ids']})",
+        f"amends / cancels       {s['amends']} / {s['cancels']}",
+        f"customer upserts       {s['customer_upserts']}",
+        f"CRM updates            {s['crm_updates']} (from {e['events_delivered']} ERP events)",
+        f"duplicates suppressed  {s['duplicates_suppressed']}",
+        f"exceptions by reason   {_pairs(s['exceptions_by_reason'])} ({s['exceptions_resolved']} resolved)",
+        f"quarantined            {_pairs(s['quarantined_by_reason'])}",
+        f"drift alerts by kind   {_pairs(alerts)}",
+        f"revenue at risk        {_pairs(s['revenue_at_risk'])}",
+        f"CDC to order latency   p50 {_ms(lat['p50'])}, p95 {_ms(lat['p95'])}, p99 {_ms(lat['p99'])} "
+        f"over {lat['count']} creates",
+        "── ERP (simulated) ─────────────────────────────────────────────",
+        f"orders                 {e['orders']}: {_pairs(e['outcomes'])}",
+        f"faults injected        {_pairs(e['faults'])}",
+    ]
+    return "\n".join([*lines, *where]) + "\n"
