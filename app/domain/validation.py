@@ -16,6 +16,12 @@ from app.domain.errors import ReasonCode as R
 from app.domain.lifecycle import Slas
 from app.domain.references import Account, Product, References
 
+# An ERP order line holds unit and list prices as decimal(18,4) (avro/canonical/SalesOrderLine.avsc),
+# the CRM as numeric(18,2): a CRM price of 10^14 or more cannot be ordered. Rejected here with a reason
+# code, not left to the contract check of the create (which would quarantine the deal's change).
+ERP_PRICE_LIMIT = Decimal(10) ** 14
+_TOO_LARGE = f"is beyond what an ERP order line holds (less than {ERP_PRICE_LIMIT:,})"
+
 
 @dataclass(frozen=True, slots=True)
 class Policy:
@@ -29,6 +35,8 @@ class Policy:
     grace: dt.timedelta = dt.timedelta(0)
     slas: Slas = field(default_factory=Slas)  # what the ERP's side of an order is held to (parity)
     retry_tiers: tuple[tuple[str, float], ...] = ()  # (tier, delay s): where retryable ERP rejections go
+    # a close date further than this from the day the deal is judged is a typo, not an order date
+    close_date_window: dt.timedelta = dt.timedelta(days=366)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +60,16 @@ class Resolved:
 
 
 def validate(
-    header: Header, lines: dict[str, Line], refs: References, policy: Policy
+    header: Header, lines: dict[str, Line], refs: References, policy: Policy, today: dt.date | None = None
 ) -> tuple[list[Failure], Resolved | None]:
-    """All failures of the deal (empty list and a ``Resolved`` when it can become an order)."""
+    """All failures of the deal (empty list and a ``Resolved`` when it can become an order).
+
+    ``today``: the day the deal is judged, for the close date's plausibility (None: not checked)."""
     fail: list[Failure] = []
+    close = header.close_date
+    if today is not None and close is not None and abs(close - today) > policy.close_date_window:
+        days = policy.close_date_window.days
+        fail.append(Failure(R.CLOSE_DATE_OUT_OF_RANGE, f"close date {close} is more than {days} days from {today}"))
     currency = header.currency
     if not currency:
         fail.append(Failure(R.MISSING_CURRENCY, "the opportunity has no currency"))
@@ -134,7 +148,12 @@ def _check_line(
     if line.unit_price is None:
         fail.append(Failure(R.PRICE_OUT_OF_POLICY, f"line {line_id}: no unit price"))
         return fail
-    if line.quantity is not None and line.total_price is not None:
+    if abs(line.unit_price) >= ERP_PRICE_LIMIT:
+        fail.append(Failure(R.PRICE_OUT_OF_POLICY, f"line {line_id}: unit price {line.unit_price} {_TOO_LARGE}"))
+        return fail
+    if line.total_price is None:  # the order line's net amount, and a part of the header's sum
+        fail.append(Failure(R.AMOUNT_MISMATCH, f"line {line_id}: no total price"))
+    elif line.quantity is not None:
         expected = (line.quantity * line.unit_price).quantize(Decimal("0.01"))
         if abs(expected - line.total_price) > policy.amount_tolerance:
             fail.append(Failure(R.AMOUNT_MISMATCH, f"line {line_id}: total {line.total_price}, qty x price {expected}"))
@@ -142,6 +161,8 @@ def _check_line(
         list_price = refs.list_price(line.product_id or "", currency)
         if list_price is None:
             fail.append(Failure(R.MISSING_PRICE_BOOK_ENTRY, f"line {line_id}: no {currency} price for {product.sku}"))
+        elif abs(list_price) >= ERP_PRICE_LIMIT:
+            fail.append(Failure(R.PRICE_OUT_OF_POLICY, f"line {line_id}: list price {list_price} {_TOO_LARGE}"))
         else:
             prices[line_id] = list_price
             floor = list_price * (1 - policy.max_discount_percent / 100)
