@@ -22,7 +22,8 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable
 
-from faust.exceptions import PartitionsMismatch
+from aiokafka.errors import MessageSizeTooLargeError
+from faust.exceptions import PartitionsMismatch, ProducerSendError
 from faust.types import EventT
 
 from app.agents import outputs
@@ -30,12 +31,14 @@ from app.catalog import default_catalog
 from app.domain import retries
 from app.domain.errors import ReasonCode, SyncError, TransientError
 from app.domain.outputs import EXCEPTION, Output
-from app.faust_app import settings
+from app.faust_app import app, settings
 from app.ops import logs, metrics
 
 log = logging.getLogger(__name__)
 
 BACKOFF_START_S = 0.2
+# what a quarantine may copy of a message: the producer's request limit, less room for headers and the record
+COPY_LIMIT = app.conf.producer_max_request_size - 64 * 1024
 BACKOFF_MAX_S = 30.0
 TIERS = retries.parse_tiers(settings.retry_delays)
 _unknown = [t for t, _ in TIERS if f"sync.retry.{t}" not in {s.name for s in default_catalog()}]
@@ -71,18 +74,23 @@ async def quarantine(event: EventT, reason: str, detail: str, correlation_id: st
     coords = retries.Coordinates(msg.topic, msg.partition, msg.offset)
     headers = headers_of(event)
     now = dt.datetime.now(dt.UTC)
-    record = retries.exception_record(coords, reason, detail, msg.key, msg.value, headers, correlation_id, now)
+    key, value, dropped = retries.within_limit(msg.key, msg.value, COPY_LIMIT)
+    if dropped is not None:
+        detail = f"{detail} [not copied: {dropped} bytes; the original stays at {coords.label}]"
+    record = retries.exception_record(coords, reason, detail, key, value, headers, correlation_id, now)
     log.error(
         "quarantined %s[%s]@%s: %s %s",
         *(msg.topic, msg.partition, msg.offset, reason, detail[:300]),
         extra={"reason_code": str(reason), "exception_id": record["exception_id"]},
     )
     dead = retries.dead_letter_headers(headers, coords, reason, detail, record["exception_id"], now)
+    if dropped is not None:
+        dead.append(("x-payload-dropped", str(dropped).encode()))
     exception = Output("sync.exceptions", correlation_id or coords.label, EXCEPTION, record)
 
     async def send() -> None:
         ready = await outputs.prepare([exception])
-        await outputs.topic("sync.dead-letter").send(key=msg.key, value=msg.value, headers=dead)
+        await outputs.topic("sync.dead-letter").send(key=key, value=value, headers=dead)
         await outputs.send(ready)
 
     await until_sent(send, "quarantine")
@@ -92,6 +100,8 @@ async def quarantine(event: EventT, reason: str, detail: str, correlation_id: st
 async def _to_retry_tier(event: EventT, exc: SyncError) -> bool:
     """Hand the message to its next retry tier; False when every tier has been tried."""
     msg = event.message
+    if retries.within_limit(msg.key, msg.value, COPY_LIMIT)[2] is not None:
+        return False  # too large to copy to a tier: quarantined (by its coordinates) instead
     headers = headers_of(event)
     step = retries.next_step(headers, TIERS, msg.topic, time.time())
     if step is None:
@@ -127,6 +137,10 @@ async def _guarded(
                 await handle()
             except PartitionsMismatch as exc:  # seen right after start: a new changelog not in metadata yet
                 raise TransientError(ReasonCode.BROKER_METADATA, str(exc).replace("\n", " ")) from exc
+            except ProducerSendError as exc:  # Faust wraps the producer's error
+                if isinstance(exc.__cause__, MessageSizeTooLargeError):  # e.g. a huge CDC row, re-keyed
+                    raise SyncError(ReasonCode.MESSAGE_TOO_LARGE, str(exc.__cause__)) from exc
+                raise
             return
         except SyncError as exc:
             if exc.transient:

@@ -34,6 +34,7 @@ class ReasonCode(StrEnum):
     MISSING_BILL_TO = "MISSING_BILL_TO"
     MISSING_SHIP_TO = "MISSING_SHIP_TO"
     PRODUCT_NOT_MAPPED = "PRODUCT_NOT_MAPPED"
+    CLOSE_DATE_OUT_OF_RANGE = "CLOSE_DATE_OUT_OF_RANGE"
     # a dependency that has not arrived yet: the deal is parked, not rejected
     UNKNOWN_PRODUCT = "UNKNOWN_PRODUCT"
     MISSING_PRICE_BOOK_ENTRY = "MISSING_PRICE_BOOK_ENTRY"
@@ -43,6 +44,8 @@ class ReasonCode(StrEnum):
     ERP_REJECTED = "ERP_REJECTED"
     # a CRM truncate: reported, never applied as a mass delete
     TRUNCATE_NOT_APPLIED = "TRUNCATE_NOT_APPLIED"
+    # a record larger than Kafka lets the service forward: dead-lettered without its payload
+    MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
     # a bug or an input shape nobody foresaw: quarantined with the error summary
     UNEXPECTED_ERROR = "UNEXPECTED_ERROR"
 

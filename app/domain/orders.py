@@ -157,7 +157,7 @@ def _evaluate(state: DealState, event: DealChange, refs, policy: Policy, now: dt
     assert header is not None
     if state.close_pos is None:
         state.close_pos = state.header_pos
-    failures, resolved = validate(header, state.lines, refs, policy)
+    failures, resolved = validate(header, state.lines, refs, policy, now.date())
     if failures:
         reasons = {f.reason for f in failures}
         outputs += _settle_exceptions(state, reasons, event, now, resolution="SUPERSEDED")
@@ -219,7 +219,7 @@ def rebuild_create(state: DealState, event: DealChange, refs, policy: Policy, no
     order = state.order
     if order is None or state.header is None:
         return None
-    failures, resolved = validate(state.header, state.lines, refs, policy)
+    failures, resolved = validate(state.header, state.lines, refs, policy, now.date())
     if failures or resolved is None:
         return None
     commanded_at = order.commanded_at_ms

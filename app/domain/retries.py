@@ -6,7 +6,8 @@ Header conventions (all values UTF-8):
   ``x-retry-target`` (the topic it returns to);
 * quarantine: ``x-reason``, ``x-detail``, ``x-source-topic``/``-partition``/``-offset``,
   ``x-quarantined-at`` (epoch ms), ``x-exception-id``, and ``x-original-coordinates`` (where it
-  failed first, kept across retries and replays);
+  failed first, kept across retries and replays); ``x-payload-dropped`` (its size in bytes) when the
+  message was too large to copy, so only its coordinates point at it;
 * replay (set by ``crm-erp-sync replay``): ``x-replay-id``, ``x-replay-of``, ``x-replay-count``,
   ``x-replay-operator``.
 
@@ -101,6 +102,17 @@ def dead_letter_headers(
     if first is None:
         out.append(("x-original-coordinates", coords.label.encode()))
     return out
+
+
+def within_limit(key: bytes | None, value: bytes | None, limit: int) -> tuple[bytes | None, bytes | None, int | None]:
+    """The key and value a quarantine may copy, and the size dropped (None when all of it fits).
+
+    A message the broker accepted can still be larger than the service's producer may send: its copy
+    would fail for good, so the value (and a huge key) stays only at its source coordinates."""
+    size = len(key or b"") + len(value or b"")
+    if size <= limit:
+        return key, value, None
+    return (key if len(key or b"") <= limit // 4 else None), None, size
 
 
 def exception_record(

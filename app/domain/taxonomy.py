@@ -69,12 +69,14 @@ TAXONOMY: dict[R, Classification] = {
     R.MISSING_BILL_TO: Classification(T.DATA_VALIDATION, S.MEDIUM, "sales-ops", _DAY, customer_facing=True),
     R.MISSING_SHIP_TO: Classification(T.DATA_VALIDATION, S.MEDIUM, "sales-ops", _DAY, customer_facing=True),
     R.PRODUCT_NOT_MAPPED: Classification(T.MAPPING, S.HIGH, "product-ops", 4 * 60, customer_facing=True),
+    R.CLOSE_DATE_OUT_OF_RANGE: Classification(T.DATA_VALIDATION, S.MEDIUM, "sales-ops", _DAY, customer_facing=True),
     R.UNKNOWN_PRODUCT: Classification(T.DEPENDENCY_MISSING, S.MEDIUM, "product-ops", 60),
     R.MISSING_PRICE_BOOK_ENTRY: Classification(T.DEPENDENCY_MISSING, S.MEDIUM, "product-ops", 60),
     R.UNKNOWN_ACCOUNT: Classification(T.DEPENDENCY_MISSING, S.MEDIUM, "sales-ops", 60),
     R.CUSTOMER_NOT_LINKED: Classification(T.DEPENDENCY_MISSING, S.MEDIUM, "finance-ops", 60),
     R.ERP_REJECTED: Classification(T.ERP_REJECTION, S.HIGH, "order-management", 4 * 60, customer_facing=True),
     R.TRUNCATE_NOT_APPLIED: Classification(T.DATA_VALIDATION, S.CRITICAL, "crm-platform", 60),
+    R.MESSAGE_TOO_LARGE: Classification(T.POISON_INPUT, S.HIGH, "integration-platform", 4 * 60),
     R.UNEXPECTED_ERROR: Classification(T.POISON_INPUT, S.HIGH, "integration-platform", 4 * 60),
 }
 

@@ -48,6 +48,8 @@ REASON_IN_WORDS: dict[str, str] = {
     R.NO_LINES: "The won deal has no line items, so no order can be created.",
     R.INVALID_QUANTITY: "A line item has a missing, zero or negative quantity.",
     R.PRICE_OUT_OF_POLICY: "A line item's price is missing or outside the discount policy.",
+    R.CLOSE_DATE_OUT_OF_RANGE: "The deal's close date is implausibly far from today (a typo such as year 9999).",
+    R.MESSAGE_TOO_LARGE: "A message was too large to forward; it was set aside without its content.",
     R.AMOUNT_MISMATCH: "The deal's amount does not add up to its line items.",
     R.MISSING_CURRENCY: "The deal has no currency.",
     R.UNSUPPORTED_CURRENCY: "The deal's currency is one the ERP does not book.",

@@ -116,3 +116,9 @@ def test_a_resolution_seen_before_its_exception_keeps_the_row_resolved():
     row, _ = exception_state.on_exception(row, exception(exception_id="y"), NOW)
     assert row["status"] == "RESOLVED" and row["exception"]["exception_id"] == "y"
     assert exception_state.escalation_due_ms(row) is None
+
+
+def test_a_message_too_large_to_copy_keeps_only_its_key_and_its_coordinates():
+    assert retries.within_limit(b"k", b"v" * 10, 100) == (b"k", b"v" * 10, None)
+    assert retries.within_limit(b"k", b"v" * 200, 100) == (b"k", None, 201)
+    assert retries.within_limit(b"k" * 60, b"v" * 60, 100) == (None, None, 120)  # a huge key goes too

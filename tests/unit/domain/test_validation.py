@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import inspect
 import re
 from decimal import Decimal
@@ -233,6 +234,15 @@ def test_no_address_on_the_deal_or_the_account_is_missing(side, reason):
     assert reasons(refs=with_account(**{side: None}), **{side: None}) == {reason}
 
 
+def test_a_close_date_far_from_the_day_it_is_judged_is_out_of_range_and_a_near_one_is_not():
+    today = dt.date(2026, 11, 27)
+    deal, lines = Header(**header(close_date=dt.date(9999, 12, 31))), {k: Line(**v) for k, v in valid_lines().items()}
+    failures, resolved = validate(deal, lines, references(), POLICY, today)
+    assert [f.reason for f in failures] == [R.CLOSE_DATE_OUT_OF_RANGE] and resolved is None
+    near = Header(**header(close_date=today - dt.timedelta(days=300)))
+    assert validate(near, lines, references(), POLICY, today)[0] == []
+
+
 # --- taxonomy of validation reasons -----------------------------------------------
 
 
@@ -259,6 +269,7 @@ def test_validation_can_produce_exactly_the_reasons_these_tests_cover():
         R.MISSING_TAX_TREATMENT,
         R.MISSING_BILL_TO,
         R.MISSING_SHIP_TO,
+        R.CLOSE_DATE_OUT_OF_RANGE,
     }
 
 
