@@ -315,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
 
     bench = sub.add_parser("bench", help="measure the opportunity-to-order path against its I/O and Python ceilings")
-    bench.add_argument("--deals", type=int, default=20000, help="deals to preload (5 CDC events each)")
+    bench.add_argument("--deals", type=int, default=40000, help="deals to preload (5 CDC events each: 200k)")
     bench.add_argument("--out", default="out/bench.json", help="where to write the figures as JSON")
     bench.add_argument("--latency-seconds", type=float, default=15.0, help="duration of each live latency run")
     bench.set_defaults(func=_bench)
