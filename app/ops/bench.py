@@ -228,7 +228,13 @@ def python_ceiling(env: Env, total: int) -> float:
             ready.append((topic, o.key.encode(), value))
         states[opp] = decision.state.model_dump_json().encode()
         for topic, key, value in ready:
-            producer.produce(topic, key=key, value=value)
+            while True:
+                try:
+                    producer.produce(topic, key=key, value=value)
+                    break
+                except BufferError:  # librdkafka's queue is full: serve delivery reports, then retry
+                    producer.poll(0.05)
+        producer.poll(0)
 
     elapsed = _consume_all(consumer, total, work)
     producer.flush(60)
