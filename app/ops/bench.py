@@ -135,9 +135,17 @@ class Env:
             CRM_ERP_TOPIC_PREFIX=s.topic_prefix,
             CRM_ERP_APP_ID=s.app_id,
             CRM_ERP_DATA_DIR=str(self.workdir / f"w{index}"),
-            CRM_ERP_WEB_PORT=str(17100 + index),
+            CRM_ERP_WEB_PORT=str(_free_port()),  # a leftover worker of an earlier run must not collide
         )
         return env
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def _consume_all(consumer: Consumer, total: int, on_msg: Callable[[Any], None], timeout: float = 600) -> float:
