@@ -21,7 +21,7 @@ from app.agents import outputs
 from app.agents.guard import guarded
 from app.agents.live import track_alerts
 from app.cdc import messages
-from app.domain.deal import DealState
+from app.domain.deal import DealState, source_ts_ms
 from app.domain.errors import ReasonCode
 from app.domain.feedback import on_erp_event
 from app.domain.lifecycle import ErpEvent
@@ -120,7 +120,7 @@ def _observe(decision, item) -> None:
             metrics.commands_emitted.labels(type=kind).inc()
             command_id = out.value["envelope"]["command_id"]
             log.info("sent %s %s to %s", kind, command_id, out.topic, extra={"command_id": command_id})
-            source_ts = item.lineage.source_ts_ms
+            source_ts = source_ts_ms(decision.state, item.lineage.source_ts_ms)
             if out.topic == "erp.commands.sales-order" and source_ts and not isinstance(item, ErpEvent):
                 latency = time.time() - source_ts / 1000
                 metrics.source_to_command_seconds.labels(flow=flow).observe(max(latency, 0))

@@ -112,6 +112,14 @@ class DealState(_Model):
     parity: dict[str, list[Any] | None] = Field(default_factory=dict)  # side -> contribution last published
 
 
+def source_ts_ms(state: DealState, item_ts_ms: int | None) -> int | None:
+    """When the CRM made the change a command answers: a re-check (the deal waited for reference
+    data) has no source time of its own, so the close that made the deal closed-won stands in."""
+    if item_ts_ms:
+        return item_ts_ms
+    return state.close_pos.ts_ms if state.close_pos else None
+
+
 def merge(model: type[_Model], previous: _Model | None, change: RowChange) -> Any:
     """The row after ``change``: unavailable (TOAST placeholder) fields keep their previous value."""
     base = previous.model_dump() if previous is not None else {}

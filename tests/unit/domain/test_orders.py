@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from app.cdc import messages
 from app.domain.changes import Op
+from app.domain.deal import source_ts_ms
 from app.domain.errors import ReasonCode
 from app.domain.orders import Outcome, decide
 from app.domain.validation import Policy
@@ -270,3 +272,14 @@ def test_a_line_change_back_from_a_retry_tier_still_applies_when_nothing_newer_t
     assert not commands(decisions)
     back = decide(state, src.event("opp-1", l2.change), references(), POLICY, NOW)
     assert [c.value["command"]["-type"].rsplit(".", 1)[1] for c in commands([back])] == ["CreateSalesOrder"]
+
+
+def test_a_create_after_a_recheck_dates_from_the_close_for_the_latency_metric():
+    src = Source()
+    state, _ = run(deal_events(src), refs=references(linked=False))
+    recheck = messages.parse_deal_change(messages.recheck("opp-1"), "sync.deal-changes", "sync.deal-changes/0/9")
+    assert recheck.lineage.source_ts_ms is None  # what the parked-deal timer sends carries no source time
+    state, d = run([recheck], refs=references(linked=True), state=state)
+    assert len(commands(d)) == 1
+    assert source_ts_ms(state, recheck.lineage.source_ts_ms) == state.close_pos.ts_ms
+    assert source_ts_ms(state, 1_700_000_000_000) == 1_700_000_000_000  # the event's own time when it has one
