@@ -26,6 +26,9 @@ def _platform(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
+    import mode.loop
+
+    mode.loop.use("uvloop")  # before the app exists: libuv's loop costs less per event than asyncio's
     from app.faust_app import run_worker
 
     return run_worker(args.loglevel, web=not args.without_web)

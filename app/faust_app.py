@@ -7,12 +7,13 @@ import importlib
 import faust
 
 from app.client_config import faust_broker, faust_credentials
+from app.rdkafka_producer import App
 from app.settings import get_settings
 from app.stream_topic import StreamTopic
 
 settings = get_settings()
 
-app = faust.App(
+app = App(  # faust.App sending through librdkafka: app/rdkafka_producer.py
     settings.app_id,
     broker=faust_broker(settings),
     broker_credentials=faust_credentials(settings),  # None (PLAINTEXT), TLS or SASL over TLS

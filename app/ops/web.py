@@ -19,12 +19,14 @@ from prometheus_client import REGISTRY
 from app.domain import escalation
 from app.faust_app import app, settings
 from app.ops import metrics, ops_page
+from app.ops.faust_metrics import cache_labels
 from app.ops.registry_probe import registry_reachable
 from app.state.tables import exception_ledger, open_alerts
 
 log = logging.getLogger(__name__)
 
 setup_prometheus_sensors(app, pattern="/metrics", registry=REGISTRY, name_prefix="faust")
+cache_labels(app.monitor)
 
 
 @app.page("/health")

@@ -1,0 +1,176 @@
+"""Faust's Kafka producer with librdkafka (confluent-kafka) doing the sending: the cheap send path.
+
+Why: every event of this service produces about five messages (the deal hop, table changelogs,
+commands, audit, parity facts). With aiokafka each send runs in Python on the worker's one event
+loop: the accumulator, the sender task that builds and encodes produce requests, the connection
+writes and the response parsing. On the 2-core benchmark machine that was about a fifth of the
+worker's samples (README, Performance). Here Python pays one ``produce()`` call and one delivery
+report per message; batching, encoding and I/O run in librdkafka's own threads, outside the GIL.
+
+What stays Faust's and aiokafka's: the producer buffer and sensors, topic creation and
+``key_partition`` (the parent class starts its aiokafka producer for those). librdkafka's
+``murmur2_random`` partitioner is the Java and aiokafka one for keyed messages, so an unpartitioned
+send lands where Faust's ``key_partition`` and Kafka's own clients would put it. Transactions are
+not used by this service; a transactional send is left to the parent.
+
+Guarantees: ``acks=all`` and idempotence (no duplicates or reordering when librdkafka retries).
+``flush()``, which Faust awaits before every offset commit, returns only when every message sent so
+far has its delivery report, so an input offset is never committed ahead of its outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+import aiokafka.errors
+import confluent_kafka
+import faust
+from faust.exceptions import ProducerSendError
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types.tuples import TP, RecordMetadata
+
+from app.client_config import kafka_config
+from app.settings import get_settings
+
+_POLL_S = 0.05  # how long the delivery thread waits for reports when there are none
+
+
+class Producer(faust_aiokafka.Producer):
+    """Sends through ``confluent_kafka.Producer``; delivery reports settle asyncio futures in batches."""
+
+    _rd: confluent_kafka.Producer | None = None
+
+    def _rd_config(self) -> dict[str, Any]:
+        return kafka_config(
+            get_settings(),
+            {
+                "client.id": self.client_id,
+                "acks": "all" if self.acks == -1 else str(self.acks),
+                "enable.idempotence": self.acks == -1,
+                "linger.ms": self.linger_ms,
+                "partitioner": "murmur2_random",
+                "compression.type": self.compression_type or "none",
+                "message.max.bytes": self.max_request_size,
+            },
+        )
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        self._owner_loop = asyncio.get_running_loop()
+        self._rd = confluent_kafka.Producer(self._rd_config())
+        self._reports: list[tuple[asyncio.Future, Any, Any]] = []  # appended and swapped on the poll thread only
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._stopping = threading.Event()
+        self._poller = threading.Thread(target=self._poll, name="rdkafka-deliveries", daemon=True)
+        self._poller.start()
+
+    async def on_stop(self) -> None:
+        rd, self._rd = self._rd, None
+        if rd is not None:
+            self._stopping.set()
+            await asyncio.to_thread(self._poller.join)
+            await asyncio.to_thread(rd.flush, 30)  # its reports are appended by that thread
+            self._settle(self._take_reports())
+        await super().on_stop()
+
+    def _poll(self) -> None:
+        rd = self._rd
+        while not self._stopping.is_set():
+            rd.poll(_POLL_S)
+            if self._reports:
+                self._owner_loop.call_soon_threadsafe(self._settle, self._take_reports())
+
+    def _take_reports(self) -> list[tuple[asyncio.Future, Any, Any]]:
+        reports, self._reports = self._reports, []
+        return reports
+
+    def _delivered(self, fut: asyncio.Future, err: Any, msg: Any) -> None:
+        self._reports.append((fut, err, msg))
+
+    def _settle(self, reports: list[tuple[asyncio.Future, Any, Any]]) -> None:
+        for fut, err, msg in reports:
+            if fut.done():
+                continue
+            if err is not None:
+                fut.set_exception(_send_error(msg.topic(), err))
+            else:
+                topic, partition = msg.topic(), msg.partition()
+                ts_type, ts = msg.timestamp()
+                fut.set_result(RecordMetadata(topic, partition, TP(topic, partition), msg.offset(), ts, ts_type))
+        self._in_flight -= len(reports)
+        if self._in_flight <= 0:
+            self._idle.set()
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        timestamp: float | None,
+        headers: Any,
+        *,
+        transactional_id: str | None = None,
+    ) -> asyncio.Future:
+        if transactional_id or self._rd is None:
+            return await super().send(
+                topic, key, value, partition, timestamp, headers, transactional_id=transactional_id
+            )
+        if isinstance(headers, Mapping):
+            headers = list(headers.items())
+        self._send_on_produce_message(key=key, value=value, partition=partition, timestamp=timestamp, headers=headers)
+        fut = self._owner_loop.create_future()
+        while True:
+            try:
+                self._rd.produce(
+                    topic,
+                    value=value,
+                    key=key,
+                    partition=-1 if partition is None else partition,
+                    timestamp=int(timestamp * 1000) if timestamp else 0,
+                    headers=headers,
+                    on_delivery=partial(self._delivered, fut),
+                )
+                break
+            except BufferError:  # librdkafka's queue is full: give the delivery thread time to drain it
+                await asyncio.sleep(0.01)
+            except confluent_kafka.KafkaException as exc:
+                error = _send_error(topic, exc.args[0])
+                raise error from error.__cause__
+        self._in_flight += 1
+        self._idle.clear()
+        return fut
+
+    async def flush(self) -> None:
+        await self.buffer.flush()  # Faust's own pending sends reach produce() first
+        if self._rd is not None and self._in_flight > 0:
+            await self._idle.wait()
+        await super().flush()
+
+
+def _send_error(topic: str, err: confluent_kafka.KafkaError) -> ProducerSendError:
+    """Faust's send error, caused by aiokafka's error class for the broker's code, as with aiokafka
+    (so ``MessageSizeTooLargeError`` still tells the guard that a record is too large to forward)."""
+    cause = aiokafka.errors.for_code(err.code()) if err.code() > 0 else aiokafka.errors.KafkaError
+    exc = ProducerSendError(f"Error while sending to {topic}: {err}")
+    exc.__cause__ = cause(err.str())
+    return exc
+
+
+class Transport(faust_aiokafka.Transport):
+    """aiokafka's transport (consumer, admin) with the librdkafka producer."""
+
+    Producer = Producer
+
+
+class App(faust.App):
+    """``faust.App`` whose transport sends through librdkafka (see the module docstring)."""
+
+    def _new_transport(self) -> Transport:
+        return Transport(self.conf.broker_consumer, self)

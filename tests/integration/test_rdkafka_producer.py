@@ -1,0 +1,81 @@
+"""The worker's librdkafka producer (app/rdkafka_producer.py) against the real broker and the pinned Faust."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from aiokafka.errors import MessageSizeTooLargeError
+from aiokafka.partitioner import DefaultPartitioner
+from confluent_kafka.admin import NewTopic
+from faust.exceptions import ProducerSendError
+
+from app.client_config import faust_broker
+from app.ops import topics_admin
+from app.rdkafka_producer import App, Producer
+from app.settings import Settings
+
+
+@pytest.fixture
+def topic(platform: Settings):
+    name = f"t{uuid.uuid4().hex[:10]}.rdkafka-producer"
+    admin = topics_admin.admin_client(platform)
+    admin.create_topics([NewTopic(name, 4, 1)])[name].result(30)
+    yield name
+    admin.delete_topics([name])[name].result(30)
+
+
+def _run(platform: Settings, body) -> None:
+    async def main() -> None:
+        app = App(f"t{uuid.uuid4().hex[:8]}", broker=faust_broker(platform), producer_acks=-1, producer_linger_ms=5)
+        producer = app.producer
+        assert isinstance(producer, Producer)
+        await producer.start()
+        try:
+            await body(producer)
+        finally:
+            await producer.stop()
+
+    asyncio.run(main())
+
+
+def test_unpartitioned_sends_land_where_fausts_partitioner_says(platform: Settings, topic: str) -> None:
+    """Co-partitioning depends on it: Faust's ``key_partition`` (aiokafka's murmur2 partitioner),
+    repartitioned streams and Kafka's Java clients must agree with where librdkafka puts a key."""
+    murmur2 = DefaultPartitioner()
+
+    async def body(producer: Producer) -> None:
+        keys = [f"opp-{i}".encode() for i in range(200)]
+        futures = [await producer.send(topic, k, b"v", None, None, None) for k in keys]
+        sent = await asyncio.gather(*futures)
+        assert {m.partition for m in sent} == {0, 1, 2, 3}
+        for key, meta in zip(keys, sent, strict=True):
+            assert meta.partition == murmur2(key, [0, 1, 2, 3], [0, 1, 2, 3])
+            assert meta.topic == topic and meta.offset >= 0
+
+    _run(platform, body)
+
+
+def test_flush_returns_only_when_every_send_is_acknowledged(platform: Settings, topic: str) -> None:
+    """Faust awaits ``flush()`` before each offset commit: nothing may still be in flight after it."""
+
+    async def body(producer: Producer) -> None:
+        futures = [await producer.send(topic, b"k", str(i).encode(), 2, None, [("h", b"1")]) for i in range(2000)]
+        await producer.flush()
+        assert all(f.done() and f.exception() is None for f in futures)
+        offsets = [f.result().offset for f in futures]
+        assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)  # in order, none twice
+
+    _run(platform, body)
+
+
+def test_a_message_the_broker_cannot_take_fails_with_a_send_error(platform: Settings, topic: str) -> None:
+    async def body(producer: Producer) -> None:
+        with pytest.raises(ProducerSendError, match=topic) as failed:
+            await producer.send(topic, b"k", b"x" * (producer.max_request_size + 1), None, None, None)
+        assert isinstance(failed.value.__cause__, MessageSizeTooLargeError)  # as aiokafka reports it
+        fut = await producer.send(topic, b"k", b"after", None, None, None)  # the producer still works
+        assert (await fut).offset >= 0
+
+    _run(platform, body)
