@@ -70,6 +70,25 @@ def test_flush_returns_only_when_every_send_is_acknowledged(platform: Settings, 
     _run(platform, body)
 
 
+def test_flush_waits_for_what_was_sent_before_it_not_for_an_idle_producer(platform: Settings, topic: str) -> None:
+    """Faust picks the offsets it commits before it flushes, so later sends need not hold the commit
+    up; waiting for an idle producer made commits take 3 s under steady load."""
+
+    async def body(producer: Producer) -> None:
+        before = [await producer.send(topic, b"k", str(i).encode(), None, None, None) for i in range(500)]
+        flushing = asyncio.create_task(producer.flush())
+        await asyncio.sleep(0)  # the flush has started and taken what is outstanding
+        later = await producer.send(f"{topic}-missing", b"k", b"v", None, None, None)  # no report for 30 s
+        await asyncio.wait_for(flushing, 10)
+        assert all(f.done() and f.exception() is None for f in before)
+        assert not later.done()
+        producer._rd.purge()  # settles ``later`` now instead of at the stop's flush
+        with pytest.raises(ProducerSendError):
+            await asyncio.wait_for(later, 10)
+
+    _run(platform, body)
+
+
 def test_a_message_the_broker_cannot_take_fails_with_a_send_error(platform: Settings, topic: str) -> None:
     async def body(producer: Producer) -> None:
         with pytest.raises(ProducerSendError, match=topic) as failed:
