@@ -25,7 +25,7 @@ from app.domain.deal import DealState, source_ts_ms
 from app.domain.errors import ReasonCode
 from app.domain.feedback import on_erp_event
 from app.domain.lifecycle import ErpEvent
-from app.domain.orders import Outcome, decide
+from app.domain.orders import Outcome, decide, waiting_for
 from app.domain.parity import next_check_ms
 from app.faust_app import app, settings
 from app.ops import metrics
@@ -63,7 +63,7 @@ async def handle(event) -> None:
     t2 = time.perf_counter()
     deals[key] = decision.state.model_dump_json().encode()
     if decision.state.parked:
-        waiting = _waiting_for(decision.state)
+        waiting = waiting_for(decision.state, runtime.policy.grace)
         if parked.get(key) != waiting:  # a changelog write only when what it waits for changes
             parked[key] = waiting
     elif key in parked:
@@ -88,22 +88,6 @@ def _schedule(key: bytes, state: DealState, now: dt.datetime) -> None:
             del deadlines[key]
     elif current != str(due).encode():
         deadlines[key] = str(due).encode()
-
-
-def _waiting_for(state: DealState) -> bytes:
-    header = state.header
-    grace_ends = state.failing_since + runtime.policy.grace if state.failing_since else None
-    if grace_ends is not None and grace_ends <= dt.datetime.now(dt.UTC):
-        grace_ends = None  # exceptions are raised: from now on it waits for its dependencies
-    return orjson.dumps(
-        {
-            "account_id": header.account_id if header else None,
-            "products": sorted({ln.product_id for ln in state.lines.values() if ln.product_id}),
-            "currency": header.currency if header else None,
-            "reasons": sorted(state.open_exceptions),
-            "grace_ends_ms": int(grace_ends.timestamp() * 1000) if grace_ends else None,
-        }
-    )
 
 
 def _observe(decision, item) -> None:

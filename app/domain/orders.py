@@ -113,6 +113,26 @@ def remember(state: DealState, coords: str, outputs: list[Output]) -> None:
         state.recent = [*state.recent, Emission(coordinates=coords, outputs=plain)][-RECENT_DECISIONS:]
 
 
+def waiting_for(state: DealState, grace: dt.timedelta) -> bytes:
+    """What a parked deal waits for (the parked table's value; the re-check timer compares it with
+    the reference data it holds): the end of its grace period while nothing is raised yet, then its
+    open reasons. Judged from the state alone: judged by the clock, a duplicate or a redelivery
+    handled after the grace period, before its re-check, recorded neither a grace end nor a reason,
+    and the deal was never re-checked (CI: a worker killed within a 1 s grace period)."""
+    header = state.header
+    pending = state.failing_since is not None and not state.open_exceptions
+    grace_ends = state.failing_since + grace if pending else None
+    return orjson.dumps(
+        {
+            "account_id": header.account_id if header else None,
+            "products": sorted({ln.product_id for ln in state.lines.values() if ln.product_id}),
+            "currency": header.currency if header else None,
+            "reasons": sorted(state.open_exceptions),
+            "grace_ends_ms": int(grace_ends.timestamp() * 1000) if grace_ends else None,
+        }
+    )
+
+
 def _apply(state: DealState, change: RowChange) -> Outcome | None:
     """Apply the row change to the deal; an Outcome when there is nothing further to decide."""
     if change.op is Op.TRUNCATE:

@@ -283,3 +283,33 @@ def test_a_create_after_a_recheck_dates_from_the_close_for_the_latency_metric():
     assert len(commands(d)) == 1
     assert source_ts_ms(state, recheck.lineage.source_ts_ms) == state.close_pos.ts_ms
     assert source_ts_ms(state, 1_700_000_000_000) == 1_700_000_000_000  # the event's own time when it has one
+
+
+def test_a_pending_deal_stays_due_for_its_grace_end_recheck_whatever_comes_in_meanwhile():
+    """The parked value is judged from the state, not the clock. Judged by the clock, a duplicate or
+    a redelivery handled after the grace period but before the re-check recorded no grace end and no
+    reason, so the re-check never fired and the deal never got its order."""
+    import datetime as dt
+
+    import orjson
+
+    from app.domain.orders import waiting_for
+    from app.domain.validation import Policy as P
+
+    policy, src = P(grace=dt.timedelta(seconds=1)), Source()
+    close = deal_events(src)[2]
+    pending = decide(None, close, references(), policy, NOW)
+    assert pending.outcome is Outcome.PENDING and pending.state.parked
+    grace_ends_ms = int((NOW + policy.grace).timestamp() * 1000)
+    assert orjson.loads(waiting_for(pending.state, policy.grace))["grace_ends_ms"] == grace_ends_ms
+
+    later = NOW + dt.timedelta(seconds=5)
+    again = decide(pending.state, src.event("opp-1", close.change), references(), policy, later)
+    assert again.outcome is Outcome.DUPLICATE and again.state.parked
+    waiting = orjson.loads(waiting_for(again.state, policy.grace))
+    assert waiting["grace_ends_ms"] == grace_ends_ms and waiting["account_id"] == "acc-1"
+
+    raised = decide(again.state, src.event("opp-1", None), references(), policy, later)
+    assert raised.outcome is Outcome.REJECTED and raised.state.open_exceptions  # no lines: raised now
+    after = orjson.loads(waiting_for(raised.state, policy.grace))
+    assert after["grace_ends_ms"] is None and after["reasons"] == sorted(raised.state.open_exceptions)
