@@ -33,6 +33,7 @@ from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import TP, RecordMetadata
 
+from app import eager_consumer
 from app.client_config import kafka_config
 from app.settings import get_settings
 
@@ -162,8 +163,9 @@ def _send_error(topic: str, err: confluent_kafka.KafkaError) -> ProducerSendErro
 
 
 class Transport(faust_aiokafka.Transport):
-    """aiokafka's transport (consumer, admin) with the librdkafka producer."""
+    """aiokafka's transport (admin) with the eager-drain consumer and the librdkafka producer."""
 
+    Consumer = eager_consumer.Consumer
     Producer = Producer
 
 

@@ -1,0 +1,66 @@
+"""Faust's consumer with a cheap per-message hand-off: the drain loop's ``wait_first`` run eagerly.
+
+Why: faust-streaming 0.15's ``Consumer._drain_messages`` awaits, for every message,
+``self.wait_first(callback(message), self.suspend_flow.wait())``. mode's ``wait_first`` wraps each
+argument, the service's stopped event and its crashed event in a task of its own and awaits
+``asyncio.wait`` on the four: four tasks and several loop iterations per message, though the
+callback (the conductor putting the event in its streams' queues) almost never has to wait.
+
+Here the callback's coroutine is stepped once in place. When it finishes in that step, as it does
+whenever the stream queues have room and flow is not suspended, that is the result and no task is
+made. When it has to wait, the half-run coroutine goes on inside a task and the race against the
+suspend-flow event is mode's, exactly as before. Any other ``wait_first`` call is mode's own.
+Python 3.12's eager task factory does the same for every task; this service runs on 3.11.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from collections.abc import Coroutine, Generator
+from typing import Any
+
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from mode.services import WaitResults
+
+
+class Consumer(faust_aiokafka.Consumer):
+    """aiokafka's consumer whose drain loop hands each message over without spawning tasks."""
+
+    async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
+        if timeout is not None or len(coros) != 2 or not all(asyncio.iscoroutine(c) for c in coros):
+            return await super().wait_first(*coros, timeout=timeout)
+        first, flow = coros
+        if self.suspend_flow.is_set() or self.should_stop:
+            return await super().wait_first(first, flow)
+        try:
+            yielded = first.send(None)
+        except StopIteration as done:
+            flow.close()
+            return WaitResults([first], [done.value], False)
+        except BaseException:
+            flow.close()
+            raise
+        return await super().wait_first(_go_on(first, yielded), flow)
+
+
+async def _go_on(coro: Coroutine, yielded: Any) -> Any:
+    return await _resume(coro, yielded)  # a native coroutine: mode's wait_first wants an Awaitable
+
+
+@types.coroutine
+def _resume(coro: Coroutine, yielded: Any) -> Generator[Any, Any, Any]:
+    """Go on with a coroutine that has already been stepped once and yielded ``yielded``."""
+    while True:
+        try:
+            sent = yield yielded
+        except BaseException as exc:  # cancellation or a thrown error goes into the coroutine
+            try:
+                yielded = coro.throw(exc)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                yielded = coro.send(sent)
+            except StopIteration as done:
+                return done.value
