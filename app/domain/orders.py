@@ -115,20 +115,23 @@ def remember(state: DealState, coords: str, outputs: list[Output]) -> None:
 
 def waiting_for(state: DealState, grace: dt.timedelta) -> bytes:
     """What a parked deal waits for (the parked table's value; the re-check timer compares it with
-    the reference data it holds): the end of its grace period while nothing is raised yet, then its
-    open reasons. Judged from the state alone: judged by the clock, a duplicate or a redelivery
-    handled after the grace period, before its re-check, recorded neither a grace end nor a reason,
-    and the deal was never re-checked (CI: a worker killed within a 1 s grace period)."""
+    the reference data it holds).
+
+    In its grace period, while nothing is raised yet, only the grace end: it does not change as the
+    deal's lines come in, so they cost no table write (~2 of 4 per deal in the benchmark, where the
+    close often overtakes its lines). After it, the open reasons and what they depend on. Judged from
+    the state alone: judged by the clock, a duplicate or a redelivery handled after the grace period,
+    before its re-check, recorded neither a grace end nor a reason, and the deal was never re-checked
+    (CI: a worker killed within a 1 s grace period)."""
+    if state.failing_since is not None and not state.open_exceptions:
+        return orjson.dumps({"grace_ends_ms": int((state.failing_since + grace).timestamp() * 1000)})
     header = state.header
-    pending = state.failing_since is not None and not state.open_exceptions
-    grace_ends = state.failing_since + grace if pending else None
     return orjson.dumps(
         {
             "account_id": header.account_id if header else None,
             "products": sorted({ln.product_id for ln in state.lines.values() if ln.product_id}),
             "currency": header.currency if header else None,
             "reasons": sorted(state.open_exceptions),
-            "grace_ends_ms": int(grace_ends.timestamp() * 1000) if grace_ends else None,
         }
     )
 

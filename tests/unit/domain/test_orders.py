@@ -306,10 +306,30 @@ def test_a_pending_deal_stays_due_for_its_grace_end_recheck_whatever_comes_in_me
     later = NOW + dt.timedelta(seconds=5)
     again = decide(pending.state, src.event("opp-1", close.change), references(), policy, later)
     assert again.outcome is Outcome.DUPLICATE and again.state.parked
-    waiting = orjson.loads(waiting_for(again.state, policy.grace))
-    assert waiting["grace_ends_ms"] == grace_ends_ms and waiting["account_id"] == "acc-1"
+    assert orjson.loads(waiting_for(again.state, policy.grace)) == {"grace_ends_ms": grace_ends_ms}
 
     raised = decide(again.state, src.event("opp-1", None), references(), policy, later)
     assert raised.outcome is Outcome.REJECTED and raised.state.open_exceptions  # no lines: raised now
     after = orjson.loads(waiting_for(raised.state, policy.grace))
-    assert after["grace_ends_ms"] is None and after["reasons"] == sorted(raised.state.open_exceptions)
+    assert "grace_ends_ms" not in after and after["reasons"] == sorted(raised.state.open_exceptions)
+    assert after["account_id"] == "acc-1"
+
+
+def test_a_deal_in_its_grace_period_waits_for_the_same_thing_whichever_lines_come_in():
+    """So the lines that follow an early close cost no parked-table write each."""
+    import datetime as dt
+
+    import orjson
+
+    from app.domain.orders import waiting_for
+    from app.domain.validation import Policy as P
+
+    policy, src = P(grace=dt.timedelta(seconds=30)), Source()
+    line, _, close = deal_events(src)
+    pending = decide(None, close, references(), policy, NOW)
+    before = waiting_for(pending.state, policy.grace)
+    with_line = decide(pending.state, line, references(), policy, NOW)
+    assert pending.outcome is with_line.outcome is Outcome.PENDING
+    assert (pending.reasons, with_line.reasons) == ([ReasonCode.NO_LINES], [ReasonCode.AMOUNT_MISMATCH])
+    assert waiting_for(with_line.state, policy.grace) == before
+    assert set(orjson.loads(before)) == {"grace_ends_ms"}
