@@ -6,6 +6,7 @@ import importlib
 
 import faust
 
+from app.changelog_table import Table
 from app.client_config import faust_broker, faust_credentials
 from app.rdkafka_producer import App
 from app.settings import get_settings
@@ -35,6 +36,7 @@ app = App(  # faust.App sending through librdkafka: app/rdkafka_producer.py
     producer_acks=-1,
     producer_linger_ms=5,
     Topic=StreamTopic,  # see app.stream_topic: buffers must survive rebalances
+    Table=Table,  # changelog writes through librdkafka: app/changelog_table.py
 )
 
 

@@ -14,15 +14,21 @@ send lands where Faust's ``key_partition`` and Kafka's own clients would put it.
 not used by this service; a transactional send is left to the parent.
 
 Guarantees: ``acks=all`` and idempotence (no duplicates or reordering when librdkafka retries).
-``flush()``, which Faust awaits before every offset commit, returns only when every message sent so
-far has its delivery report, so an input offset is never committed ahead of its outputs.
+``flush()``, which Faust awaits before every offset commit, returns only when every message sent
+before it has its delivery report, so an input offset is never committed ahead of its outputs. A
+delivery that failed (librdkafka retries until ``message.timeout.ms``) makes every later ``flush()``
+raise: the commit fails and the worker stops, to re-read and re-send from the last commit on restart.
+Stock Faust only logs such a failure and commits past the lost message.
+
+``produce()`` is the agents' hot path: the same send without Faust's per-message future, sensors
+and callbacks, which cost more than librdkafka itself.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -38,6 +44,7 @@ from app.client_config import kafka_config
 from app.settings import get_settings
 
 _POLL_S = 0.05  # how long the delivery thread waits for reports when there are none
+_Report = tuple[asyncio.Future, Callable[[int], None] | None, Any, Any]  # future, offset callback, error, message
 
 
 class Producer(faust_aiokafka.Producer):
@@ -63,8 +70,9 @@ class Producer(faust_aiokafka.Producer):
         await super().on_start()
         self._owner_loop = asyncio.get_running_loop()
         self._rd = confluent_kafka.Producer(self._rd_config())
-        self._reports: list[tuple[asyncio.Future, Any, Any]] = []  # appended and swapped on the poll thread only
+        self._reports: list[_Report] = []  # appended and swapped on the poll thread only
         self._outstanding: set[asyncio.Future] = set()  # sent, no delivery report yet
+        self._failed: list[ProducerSendError] = []  # deliveries that failed: every later flush raises
         self._stopping = threading.Event()
         self._poller = threading.Thread(target=self._poll, name="rdkafka-deliveries", daemon=True)
         self._poller.start()
@@ -85,21 +93,25 @@ class Producer(faust_aiokafka.Producer):
             if self._reports:
                 self._owner_loop.call_soon_threadsafe(self._settle, self._take_reports())
 
-    def _take_reports(self) -> list[tuple[asyncio.Future, Any, Any]]:
+    def _take_reports(self) -> list[_Report]:
         reports, self._reports = self._reports, []
         return reports
 
-    def _delivered(self, fut: asyncio.Future, err: Any, msg: Any) -> None:
-        self._reports.append((fut, err, msg))
+    def _delivered(self, fut: asyncio.Future, on_offset: Callable[[int], None] | None, err: Any, msg: Any) -> None:
+        self._reports.append((fut, on_offset, err, msg))
 
-    def _settle(self, reports: list[tuple[asyncio.Future, Any, Any]]) -> None:
-        for fut, err, msg in reports:
+    def _settle(self, reports: list[_Report]) -> None:
+        for fut, on_offset, err, msg in reports:
             self._outstanding.discard(fut)
-            if fut.done():
-                continue
+            if on_offset is not None and err is None:
+                on_offset(msg.offset())
             if err is not None:
-                fut.set_exception(_send_error(msg.topic(), err))
-            else:
+                error = _send_error(msg.topic(), err)
+                self._failed.append(error)
+                if not fut.done():
+                    fut.set_exception(error)
+                    fut.exception()  # retrieved: flush() reports it, for sends nobody awaits too
+            elif not fut.done():
                 topic, partition = msg.topic(), msg.partition()
                 ts_type, ts = msg.timestamp()
                 fut.set_result(RecordMetadata(topic, partition, TP(topic, partition), msg.offset(), ts, ts_type))
@@ -122,6 +134,17 @@ class Producer(faust_aiokafka.Producer):
         if isinstance(headers, Mapping):
             headers = list(headers.items())
         self._send_on_produce_message(key=key, value=value, partition=partition, timestamp=timestamp, headers=headers)
+        return await self._produce(topic, key, value, partition, int(timestamp * 1000) if timestamp else 0, headers)
+
+    async def produce(self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None) -> None:
+        """Send past Faust's per-message machinery (its message future, sensors and callbacks), for
+        outputs whose delivery nobody awaits one by one. Partitioned by key as ``send`` is; covered
+        by ``flush`` as ``send`` is, and a failed delivery makes ``flush`` raise."""
+        await self._produce(topic, key, value, None, 0, headers)
+
+    async def _produce(
+        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None, ts_ms: int, headers: Any
+    ) -> asyncio.Future:
         fut = self._owner_loop.create_future()
         while True:
             try:
@@ -130,9 +153,9 @@ class Producer(faust_aiokafka.Producer):
                     value=value,
                     key=key,
                     partition=-1 if partition is None else partition,
-                    timestamp=int(timestamp * 1000) if timestamp else 0,
+                    timestamp=ts_ms,
                     headers=headers,
-                    on_delivery=partial(self._delivered, fut),
+                    on_delivery=partial(self._delivered, fut, None),
                 )
                 break
             except BufferError:  # librdkafka's queue is full: give the delivery thread time to drain it
@@ -143,13 +166,36 @@ class Producer(faust_aiokafka.Producer):
         self._outstanding.add(fut)
         return fut
 
+    def produce_now(
+        self, topic: str, key: bytes, value: bytes | None, partition: int, on_offset: Callable[[int], None]
+    ) -> bool:
+        """``produce`` for callers that cannot wait (a table write): False when librdkafka's queue is
+        full or the producer is not running, so the caller takes Faust's buffered path instead.
+        ``on_offset`` gets the message's offset once it is delivered."""
+        if self._rd is None:
+            return False
+        fut = self._owner_loop.create_future()
+        try:
+            delivered = partial(self._delivered, fut, on_offset)
+            self._rd.produce(topic, value=value, key=key, partition=partition, on_delivery=delivered)
+        except BufferError:
+            return False
+        except confluent_kafka.KafkaException as exc:
+            error = _send_error(topic, exc.args[0])
+            raise error from error.__cause__
+        self._outstanding.add(fut)
+        return True
+
     async def flush(self) -> None:
         """Wait for the delivery of every message sent before the call, not for the producer to go
         idle: Faust computes the offsets it commits before it flushes, and under steady load an idle
         producer may never come (commits then took 3 s at half the maximum rate)."""
         await self.buffer.flush()  # Faust's own pending sends reach produce() first
-        if self._rd is not None and self._outstanding:
-            await asyncio.wait(list(self._outstanding))
+        if self._rd is not None:
+            if self._outstanding:
+                await asyncio.wait(list(self._outstanding))
+            if self._failed:  # Faust would commit past a lost output: the commit fails, the worker stops
+                raise self._failed[0]
         await super().flush()
 
 

@@ -83,8 +83,8 @@ async def ingest(event) -> None:
 async def _route(table: str, change: RowChange, lineage: Lineage, headers: list | None = None) -> None:
     """``headers``: a replay's headers, carried along so the deal's history shows the replay."""
     if table == "opportunity":
-        await outputs.topic("sync.deal-changes").send(
-            key=change.row_id.encode(), value=messages.deal_change(change.row_id, change, lineage), headers=headers
+        await outputs.publish(
+            "sync.deal-changes", change.row_id.encode(), messages.deal_change(change.row_id, change, lineage), headers
         )
     elif table == "opportunity_line_item":
         index_key = f"line:{change.row_id}".encode()
@@ -93,9 +93,7 @@ async def _route(table: str, change: RowChange, lineage: Lineage, headers: list 
             raise SyncError(ReasonCode.MAPPING_ERROR, f"line {change.row_id}: no opportunity id and none on record")
         if row_index.get(index_key) != opp.encode():  # a changelog write only when the line moves
             row_index[index_key] = opp.encode()
-        await outputs.topic("sync.deal-changes").send(
-            key=opp.encode(), value=messages.deal_change(opp, change, lineage), headers=headers
-        )
+        await outputs.publish("sync.deal-changes", opp.encode(), messages.deal_change(opp, change, lineage), headers)
     elif table == "account":
         await _account(change, lineage)
     elif table == "product":
@@ -106,7 +104,7 @@ async def _route(table: str, change: RowChange, lineage: Lineage, headers: list 
 
 
 async def _reference(key: str, change: RowChange, fields: dict[str, Any], deleted: bool) -> None:
-    await outputs.topic("sync.reference-data").send(key=key.encode(), value=messages.reference(change, fields, deleted))
+    await outputs.publish("sync.reference-data", key.encode(), messages.reference(change, fields, deleted))
 
 
 async def _price(change: RowChange) -> None:

@@ -61,7 +61,7 @@ async def ingest(event) -> None:
         body,
         Lineage(msg.topic, msg.partition, msg.offset, decoded.schema_id, occurred),
     )
-    await outputs.topic("sync.deal-changes").send(key=v["correlation_id"].encode(), value=messages.erp_event(erp_event))
+    await outputs.publish("sync.deal-changes", v["correlation_id"].encode(), messages.erp_event(erp_event))
     _routed.inc()
 
 

@@ -68,4 +68,9 @@ async def prepare(outputs: list[Output]) -> list[Ready]:
 
 async def send(ready: list[Ready]) -> None:
     for r in ready:
-        await r.topic.send(key=r.key, value=r.value, headers=r.headers or None)
+        await app.producer.produce(r.topic.get_topic_name(), r.key, r.value, r.headers or None)
+
+
+async def publish(name: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
+    """Send to catalog topic ``name`` by the producer's direct path (app/rdkafka_producer.py)."""
+    await app.producer.produce(settings.topic(name), key, value, headers)

@@ -98,3 +98,63 @@ def test_a_message_the_broker_cannot_take_fails_with_a_send_error(platform: Sett
         assert (await fut).offset >= 0
 
     _run(platform, body)
+
+
+def test_a_delivery_that_fails_makes_every_later_flush_raise(platform: Settings, topic: str) -> None:
+    """Stock Faust logs a failed delivery and commits past it; the commit must fail instead."""
+    small = f"{topic}-small"
+    admin = topics_admin.admin_client(platform)
+    admin.create_topics([NewTopic(small, 1, 1, config={"max.message.bytes": "1000"})])[small].result(30)
+
+    async def body(producer: Producer) -> None:
+        await producer.produce(topic, b"k", b"fits anywhere", None)
+        await producer.produce(small, b"k", b"x" * 5000, None)  # librdkafka takes it; the broker will not
+        for _ in range(2):
+            with pytest.raises(ProducerSendError, match=small) as failed:
+                await asyncio.wait_for(producer.flush(), 30)
+            assert isinstance(failed.value.__cause__, MessageSizeTooLargeError)
+
+    try:
+        _run(platform, body)
+    finally:
+        admin.delete_topics([small])[small].result(30)
+
+
+def test_table_changelog_writes_go_straight_to_their_partition_and_record_the_recovery_point(
+    platform: Settings, topic: str, tmp_path
+) -> None:
+    """app/changelog_table.py: the message lands in the event's partition of the changelog, and the
+    store remembers its offset as Faust's own changelog callback would (recovery starts there)."""
+    from confluent_kafka import Consumer, TopicPartition
+    from faust.types import TP
+
+    from app.changelog_table import Table
+    from app.client_config import kafka_config
+
+    async def main() -> None:
+        app_id, broker = f"t{uuid.uuid4().hex[:8]}", faust_broker(platform)
+        app = App(app_id, broker=broker, store="rocksdb://", datadir=str(tmp_path), Table=Table)
+        table = app.Table("direct", key_type=bytes, value_type=bytes, partitions=4)
+        assert isinstance(table, Table)
+        table.changelog_topic = app.topic(topic, key_serializer="raw", value_serializer="raw")
+        await app.producer.start()
+        try:
+            sent = [table.send_changelog(2, f"k{i}".encode(), f"v{i}".encode()) for i in range(50)]
+            sent.append(table.send_changelog(2, b"k0", None))  # a delete: a tombstone
+            assert {s.message.partition for s in sent} == {2}
+            await app.producer.flush()
+            return table.data.persisted_offset(TP(topic, 2))
+        finally:
+            await app.producer.stop()
+
+    persisted = asyncio.run(main())
+    consumer = Consumer(kafka_config(platform, {"group.id": f"g{uuid.uuid4().hex[:8]}", "enable.auto.commit": False}))
+    consumer.assign([TopicPartition(topic, 2, 0)])
+    got = []
+    while len(got) < 51:
+        msg = consumer.poll(10)
+        assert msg is not None, f"only {len(got)} of 51 changelog messages"
+        got.append((msg.key(), msg.value(), msg.offset()))
+    consumer.close()
+    assert got[0][:2] == (b"k0", b"v0") and got[-1][:2] == (b"k0", None)
+    assert persisted == got[-1][2]
