@@ -154,7 +154,11 @@ def _check_line(
     if line.total_price is None:  # the order line's net amount, and a part of the header's sum
         fail.append(Failure(R.AMOUNT_MISMATCH, f"line {line_id}: no total price"))
     elif line.quantity is not None:
-        expected = (line.quantity * line.unit_price).quantize(Decimal("0.01"))
+        gross = line.quantity * line.unit_price
+        if abs(gross) >= ERP_PRICE_LIMIT:  # and past 28 digits, quantize() itself would raise
+            fail.append(Failure(R.PRICE_OUT_OF_POLICY, f"line {line_id}: quantity x unit price {gross} {_TOO_LARGE}"))
+            return fail
+        expected = gross.quantize(Decimal("0.01"))
         if abs(expected - line.total_price) > policy.amount_tolerance:
             fail.append(Failure(R.AMOUNT_MISMATCH, f"line {line_id}: total {line.total_price}, qty x price {expected}"))
     if currency:

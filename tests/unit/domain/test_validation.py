@@ -164,6 +164,16 @@ def test_a_line_total_that_is_not_quantity_times_unit_price_is_an_amount_mismatc
     assert "line l1" in failures[0].detail
 
 
+def test_a_line_whose_quantity_times_price_no_erp_line_holds_is_out_of_policy_not_an_error():
+    """Hypothesis found it: 99 999 999 999 999.9999 x 1 000 000 000 000.01 has 30 digits, and
+    ``quantize`` raised InvalidOperation (the deal would have been quarantined as UNEXPECTED_ERROR)."""
+    huge = {**line("opp-1", "prod-a", "1", "100"), "quantity": Decimal("99999999999999.9999")}
+    huge.update(unit_price=Decimal("1000000000000.01"), total_price=Decimal("0.00"))
+    failures, _ = check({"l1": huge}, amount="0.00")
+    assert [f.reason for f in failures if "line l1" in f.detail] == [R.PRICE_OUT_OF_POLICY]
+    assert "quantity x unit price" in failures[0].detail
+
+
 def test_a_product_without_a_price_in_the_deal_currency_is_missing_its_price_book_entry():
     refs = references()
     del refs.prices[("prod-b", "EUR")]
