@@ -13,6 +13,7 @@ producer not started) takes Faust's own path, unchanged. Flushes cover both (app
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
@@ -23,6 +24,12 @@ from app.rdkafka_producer import Producer
 
 
 class Table(faust.Table):
+    _unwritten: dict[TP, int]  # delivered changelog offsets whose RocksDB write is due
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._unwritten = {}
+
     def send_changelog(
         self,
         partition: int | None,
@@ -46,5 +53,13 @@ class Table(faust.Table):
         return super().send_changelog(partition, key, value, key_serializer, value_serializer)
 
     def _persisted(self, tp: TP, offset: int) -> None:
-        """Faust's ``_on_changelog_sent`` outside a transaction: where recovery of ``tp`` starts."""
-        self.data.set_persisted_offset(tp, offset)
+        """Faust's ``_on_changelog_sent`` outside a transaction (where recovery of ``tp`` starts), one
+        RocksDB write per partition per batch of delivery reports instead of one per message."""
+        if not self._unwritten:
+            asyncio.get_running_loop().call_soon(self._write_persisted)
+        self._unwritten[tp] = max(offset, self._unwritten.get(tp, -1))
+
+    def _write_persisted(self) -> None:
+        unwritten, self._unwritten = self._unwritten, {}
+        for tp, offset in unwritten.items():
+            self.data.set_persisted_offset(tp, offset)

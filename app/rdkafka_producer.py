@@ -44,7 +44,8 @@ from app.client_config import kafka_config
 from app.settings import get_settings
 
 _POLL_S = 0.05  # how long the delivery thread waits for reports when there are none
-_Report = tuple[asyncio.Future, Callable[[int], None] | None, Any, Any]  # future, offset callback, error, message
+# future, offset callback (None: a Faust send, settled with its RecordMetadata), error, message
+_Report = tuple[asyncio.Future, Callable[[int], None] | None, Any, Any]
 
 
 class Producer(faust_aiokafka.Producer):
@@ -101,20 +102,23 @@ class Producer(faust_aiokafka.Producer):
         self._reports.append((fut, on_offset, err, msg))
 
     def _settle(self, reports: list[_Report]) -> None:
+        outstanding = self._outstanding
         for fut, on_offset, err, msg in reports:
-            self._outstanding.discard(fut)
-            if on_offset is not None and err is None:
-                on_offset(msg.offset())
+            outstanding.discard(fut)
+            if fut.done():
+                continue
             if err is not None:
                 error = _send_error(msg.topic(), err)
                 self._failed.append(error)
-                if not fut.done():
-                    fut.set_exception(error)
-                    fut.exception()  # retrieved: flush() reports it, for sends nobody awaits too
-            elif not fut.done():
+                fut.set_exception(error)
+                fut.exception()  # retrieved: flush() reports it, for sends nobody awaits too
+            elif on_offset is None:  # a Faust send: its callbacks read the metadata
                 topic, partition = msg.topic(), msg.partition()
                 ts_type, ts = msg.timestamp()
                 fut.set_result(RecordMetadata(topic, partition, TP(topic, partition), msg.offset(), ts, ts_type))
+            else:
+                on_offset(msg.offset())
+                fut.set_result(None)
 
     async def send(
         self,
@@ -140,10 +144,17 @@ class Producer(faust_aiokafka.Producer):
         """Send past Faust's per-message machinery (its message future, sensors and callbacks), for
         outputs whose delivery nobody awaits one by one. Partitioned by key as ``send`` is; covered
         by ``flush`` as ``send`` is, and a failed delivery makes ``flush`` raise."""
-        await self._produce(topic, key, value, None, 0, headers)
+        await self._produce(topic, key, value, None, 0, headers, _ignore)
 
     async def _produce(
-        self, topic: str, key: bytes | None, value: bytes | None, partition: int | None, ts_ms: int, headers: Any
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None,
+        ts_ms: int,
+        headers: Any,
+        on_offset: Callable[[int], None] | None = None,
     ) -> asyncio.Future:
         fut = self._owner_loop.create_future()
         while True:
@@ -155,7 +166,7 @@ class Producer(faust_aiokafka.Producer):
                     partition=-1 if partition is None else partition,
                     timestamp=ts_ms,
                     headers=headers,
-                    on_delivery=partial(self._delivered, fut, None),
+                    on_delivery=partial(self._delivered, fut, on_offset),
                 )
                 break
             except BufferError:  # librdkafka's queue is full: give the delivery thread time to drain it
@@ -197,6 +208,10 @@ class Producer(faust_aiokafka.Producer):
             if self._failed:  # Faust would commit past a lost output: the commit fails, the worker stops
                 raise self._failed[0]
         await super().flush()
+
+
+def _ignore(offset: int) -> None:
+    """The offset callback of a send whose metadata nobody reads: its future settles with None."""
 
 
 def _send_error(topic: str, err: confluent_kafka.KafkaError) -> ProducerSendError:
