@@ -144,6 +144,9 @@ class Producer(faust_aiokafka.Producer):
         """Send past Faust's per-message machinery (its message future, sensors and callbacks), for
         outputs whose delivery nobody awaits one by one. Partitioned by key as ``send`` is; covered
         by ``flush`` as ``send`` is, and a failed delivery makes ``flush`` raise."""
+        if self._rd is None:  # not started or already stopped: where ``send`` goes then
+            await self.send(topic, key, value, None, None, headers)
+            return
         await self._produce(topic, key, value, None, 0, headers, _ignore)
 
     async def _produce(
