@@ -23,8 +23,11 @@ def parse(schema: dict[str, Any] | str) -> dict[str, Any]:
     return fastavro.parse_schema(json.loads(schema) if isinstance(schema, str) else schema)
 
 
-# the registry did not answer: a transport error of either httpx the clients use, or the socket itself
-NETWORK_ERRORS = (httpx.HTTPError, httpx2.HTTPError, OSError)
+# the registry did not answer: a transport error of either httpx the clients use, or the socket itself.
+# AttributeError too: when the registry resets a connection just as it is made, anyio (under httpx2)
+# reads the peer address of a socket already gone and raises "'NoneType' object has no attribute
+# 'getpeername'" (seen with the registry behind a proxy that was switched off).
+NETWORK_ERRORS = (httpx.HTTPError, httpx2.HTTPError, OSError, AttributeError)
 
 _writer_hit, _writer_miss, _writer_error, _id_miss, _id_error = (
     metrics.registry_lookups.labels(kind=kind, result=result)
