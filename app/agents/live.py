@@ -133,6 +133,12 @@ async def update_lag() -> None:
         log.exception("refreshing the lag gauges failed; will try again")
 
 
+@app.task
+async def probe_registry_at_start() -> None:
+    """A timer first fires one interval after start; until then the gauge would read 0, "down"."""
+    await registry_reachable(max_age_s=0)
+
+
 @app.timer(interval=GAUGE_INTERVAL_S)
 async def probe_registry() -> None:
     await registry_reachable(max_age_s=0)
