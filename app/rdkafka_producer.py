@@ -27,7 +27,6 @@ and callbacks, which cost more than librdkafka itself.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
@@ -43,7 +42,8 @@ from app import eager_consumer
 from app.client_config import kafka_config
 from app.settings import get_settings
 
-_POLL_S = 0.05  # how long the delivery thread waits for reports when there are none
+_SERVE_BUSY_S = 0.002  # how often the loop serves delivery reports while sends are outstanding
+_SERVE_IDLE_S = 0.05  # ... and when none are
 # future, offset callback (None: a Faust send, settled with its RecordMetadata), error, message
 _Report = tuple[asyncio.Future, Callable[[int], None] | None, Any, Any]
 
@@ -71,28 +71,35 @@ class Producer(faust_aiokafka.Producer):
         await super().on_start()
         self._owner_loop = asyncio.get_running_loop()
         self._rd = confluent_kafka.Producer(self._rd_config())
-        self._reports: list[_Report] = []  # appended and swapped on the poll thread only
+        self._reports: list[_Report] = []  # filled by rd.poll's callbacks, taken by _settle
         self._outstanding: set[asyncio.Future] = set()  # sent, no delivery report yet
         self._failed: list[ProducerSendError] = []  # deliveries that failed: every later flush raises
-        self._stopping = threading.Event()
-        self._poller = threading.Thread(target=self._poll, name="rdkafka-deliveries", daemon=True)
-        self._poller.start()
+        self._server = asyncio.create_task(self._serve_reports(), name="rdkafka-deliveries")
 
     async def on_stop(self) -> None:
         rd, self._rd = self._rd, None
         if rd is not None:
-            self._stopping.set()
-            await asyncio.to_thread(self._poller.join)
-            await asyncio.to_thread(rd.flush, 30)  # its reports are appended by that thread
+            self._server.cancel()
+            await asyncio.gather(self._server, return_exceptions=True)
+            await asyncio.to_thread(rd.flush, 30)  # its reports are appended on that thread
             self._settle(self._take_reports())
         await super().on_stop()
 
-    def _poll(self) -> None:
+    async def _serve_reports(self) -> None:
+        """Serve delivery reports on the event loop, not on a thread of their own: librdkafka calls
+        each report's callback on the thread that polls, and a polling thread had to win the GIL
+        back from the busy loop for every report. Under a backlog, reports then reached the loop
+        2-6 s after the broker had acknowledged them (librdkafka's round trip stayed below 10 ms),
+        each commit's flush waited that long, and a worker killed mid-stream re-read that much."""
         rd = self._rd
-        while not self._stopping.is_set():
-            rd.poll(_POLL_S)
-            if self._reports:
-                self._owner_loop.call_soon_threadsafe(self._settle, self._take_reports())
+        try:
+            while True:
+                rd.poll(0)
+                if self._reports:
+                    self._settle(self._take_reports())
+                await asyncio.sleep(_SERVE_BUSY_S if self._outstanding else _SERVE_IDLE_S)
+        except Exception as exc:  # unsettled sends would hold every later flush: stop the worker
+            await self.crash(exc)
 
     def _take_reports(self) -> list[_Report]:
         reports, self._reports = self._reports, []
@@ -172,7 +179,7 @@ class Producer(faust_aiokafka.Producer):
                     on_delivery=partial(self._delivered, fut, on_offset),
                 )
                 break
-            except BufferError:  # librdkafka's queue is full: give the delivery thread time to drain it
+            except BufferError:  # librdkafka's queue is full: let the loop serve delivery reports to drain it
                 await asyncio.sleep(0.01)
             except confluent_kafka.KafkaException as exc:
                 error = _send_error(topic, exc.args[0])
