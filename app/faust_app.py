@@ -33,6 +33,7 @@ app = App(  # faust.App sending through librdkafka: app/rdkafka_producer.py
     consumer_auto_offset_reset="earliest",
     broker_session_timeout=settings.session_timeout_s,
     broker_heartbeat_interval=settings.session_timeout_s / 4,
+    broker_commit_interval=settings.commit_interval_s,
     producer_acks=-1,
     producer_linger_ms=5,
     Topic=StreamTopic,  # see app.stream_topic: buffers must survive rebalances

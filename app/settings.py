@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(
         10.0, description="consumer session timeout: how soon a dead worker's partitions move"
     )
+    commit_interval_s: float = Field(
+        2.8, description="how often input offsets are committed: what a crashed worker re-reads and re-sends"
+    )
     topic_partitions: int = Field(4, description="partitions of the service's internal topics")
 
     topic_prefix: str = Field("", description="prepended to every catalog topic name (and so to subjects)")
