@@ -92,14 +92,11 @@ class Producer(faust_aiokafka.Producer):
         2-6 s after the broker had acknowledged them (librdkafka's round trip stayed below 10 ms),
         each commit's flush waited that long, and a worker killed mid-stream re-read that much."""
         rd = self._rd
-        try:
-            while True:
-                rd.poll(0)
-                if self._reports:
-                    self._settle(self._take_reports())
-                await asyncio.sleep(_SERVE_BUSY_S if self._outstanding else _SERVE_IDLE_S)
-        except Exception as exc:  # unsettled sends would hold every later flush: stop the worker
-            await self.crash(exc)
+        while True:
+            rd.poll(0)
+            if self._reports:
+                self._settle(self._take_reports())
+            await asyncio.sleep(_SERVE_BUSY_S if self._outstanding else _SERVE_IDLE_S)
 
     def _take_reports(self) -> list[_Report]:
         reports, self._reports = self._reports, []
@@ -109,23 +106,29 @@ class Producer(faust_aiokafka.Producer):
         self._reports.append((fut, on_offset, err, msg))
 
     def _settle(self, reports: list[_Report]) -> None:
+        """Settle each report's future. Whatever goes wrong with one report (a failed delivery, or
+        an offset callback that raises) fails that send alone: the others settle, and the next
+        flush raises, so the commit fails rather than hang or pass the message."""
         outstanding = self._outstanding
         for fut, on_offset, err, msg in reports:
             outstanding.discard(fut)
             if fut.done():
                 continue
-            if err is not None:
-                error = _send_error(msg.topic(), err)
+            try:
+                if err is not None:
+                    raise _send_error(msg.topic(), err)
+                if on_offset is None:  # a Faust send: its callbacks read the metadata
+                    topic, partition = msg.topic(), msg.partition()
+                    ts_type, ts = msg.timestamp()
+                    fut.set_result(RecordMetadata(topic, partition, TP(topic, partition), msg.offset(), ts, ts_type))
+                else:
+                    on_offset(msg.offset())
+                    fut.set_result(None)
+            except Exception as exc:
+                error = exc if isinstance(exc, ProducerSendError) else _report_error(msg.topic(), exc)
                 self._failed.append(error)
                 fut.set_exception(error)
                 fut.exception()  # retrieved: flush() reports it, for sends nobody awaits too
-            elif on_offset is None:  # a Faust send: its callbacks read the metadata
-                topic, partition = msg.topic(), msg.partition()
-                ts_type, ts = msg.timestamp()
-                fut.set_result(RecordMetadata(topic, partition, TP(topic, partition), msg.offset(), ts, ts_type))
-            else:
-                on_offset(msg.offset())
-                fut.set_result(None)
 
     async def send(
         self,
@@ -222,6 +225,13 @@ class Producer(faust_aiokafka.Producer):
 
 def _ignore(offset: int) -> None:
     """The offset callback of a send whose metadata nobody reads: its future settles with None."""
+
+
+def _report_error(topic: str, exc: Exception) -> ProducerSendError:
+    """A delivery to ``topic`` whose report could not be handled: the send counts as failed."""
+    error = ProducerSendError(f"Delivery report from {topic} not handled: {exc!r}")
+    error.__cause__ = exc
+    return error
 
 
 def _send_error(topic: str, err: confluent_kafka.KafkaError) -> ProducerSendError:

@@ -120,6 +120,27 @@ def test_a_delivery_that_fails_makes_every_later_flush_raise(platform: Settings,
         admin.delete_topics([small])[small].result(30)
 
 
+def test_a_delivery_report_that_cannot_be_handled_fails_its_send_and_the_next_flush(
+    platform: Settings, topic: str
+) -> None:
+    """Reports are served on the event loop: an offset callback that raises must neither stop the
+    other reports nor leave its send pending (a flush would wait for it for ever)."""
+
+    def broken(offset: int) -> None:
+        raise KeyError(offset)
+
+    async def body(producer: Producer) -> None:
+        before = await producer.send(topic, b"k", b"before", 1, None, None)
+        assert producer.produce_now(topic, b"k", b"v", 1, broken)
+        after = await producer.send(topic, b"k", b"after", 1, None, None)
+        with pytest.raises(ProducerSendError, match="not handled") as failed:
+            await asyncio.wait_for(producer.flush(), 30)
+        assert isinstance(failed.value.__cause__, KeyError)
+        assert (await before).offset + 2 == (await after).offset  # the broken one was delivered between
+
+    _run(platform, body)
+
+
 def test_table_changelog_writes_go_straight_to_their_partition_and_record_the_recovery_point(
     platform: Settings, topic: str, tmp_path
 ) -> None:
