@@ -117,3 +117,57 @@ def test_while_flow_is_suspended_the_hand_off_is_modes_own():
 
     result = _run(body)
     assert result.results == [True]  # the suspension is seen at once, as stock faust would
+
+
+def test_fausts_getmany_stops_handing_over_a_batch_once_the_flow_stops():
+    """What the seek fix relies on: stopping the flow abandons the batch in hand."""
+    source = " ".join(inspect.getsource(faust_consumer.Consumer.getmany).split())
+    assert "for tp, record in records_it: if not self.flow_active: break" in source
+
+
+@pytest.fixture
+def seek_spy(monkeypatch):
+    """Faust's own seek replaced by one that records whether messages could flow during it."""
+    flow_during_seek = []
+
+    async def perform_seek(self):
+        flow_during_seek.append(self.flow_active)
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(faust_consumer.Consumer, "perform_seek", perform_seek)
+    return flow_during_seek
+
+
+def test_the_flow_is_stopped_for_the_length_of_a_seek_and_resumed_after_it(seek_spy):
+    async def body(consumer):
+        consumer.resume_flow()
+        await consumer.perform_seek()
+        return consumer.flow_active
+
+    assert _run(body) is True
+    assert seek_spy == [False]
+
+
+def test_a_seek_while_the_flow_is_stopped_leaves_it_stopped(seek_spy):
+    async def body(consumer):
+        consumer.stop_flow()
+        await consumer.perform_seek()
+        return consumer.flow_active
+
+    assert _run(body) is False
+    assert seek_spy == [False]
+
+
+def test_a_rebalance_that_stops_the_flow_during_a_seek_keeps_it_stopped(monkeypatch):
+    async def perform_seek(self):
+        await asyncio.sleep(0)
+        self.stop_flow()  # partitions revoked meanwhile: the rebalance resumes the flow when it is done
+
+    monkeypatch.setattr(faust_consumer.Consumer, "perform_seek", perform_seek)
+
+    async def body(consumer):
+        consumer.resume_flow()
+        await consumer.perform_seek()
+        return consumer.flow_active
+
+    assert _run(body) is False
