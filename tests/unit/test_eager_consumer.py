@@ -138,23 +138,14 @@ def seek_spy(monkeypatch):
     return flow_during_seek
 
 
-def test_the_flow_is_stopped_for_the_length_of_a_seek_and_resumed_after_it(seek_spy):
+@pytest.mark.parametrize("flowing", [True, False], ids=["flowing: stopped, then resumed", "stopped: left stopped"])
+def test_no_message_flows_during_a_seek_and_the_flow_after_it_is_as_before(seek_spy, flowing):
     async def body(consumer):
-        consumer.resume_flow()
+        consumer.resume_flow() if flowing else consumer.stop_flow()
         await consumer.perform_seek()
         return consumer.flow_active
 
-    assert _run(body) is True
-    assert seek_spy == [False]
-
-
-def test_a_seek_while_the_flow_is_stopped_leaves_it_stopped(seek_spy):
-    async def body(consumer):
-        consumer.stop_flow()
-        await consumer.perform_seek()
-        return consumer.flow_active
-
-    assert _run(body) is False
+    assert _run(body) is flowing
     assert seek_spy == [False]
 
 
