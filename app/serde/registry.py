@@ -23,11 +23,20 @@ def parse(schema: dict[str, Any] | str) -> dict[str, Any]:
     return fastavro.parse_schema(json.loads(schema) if isinstance(schema, str) else schema)
 
 
-# the registry did not answer: a transport error of either httpx the clients use, or the socket itself.
-# AttributeError too: when the registry resets a connection just as it is made, anyio (under httpx2)
-# reads the peer address of a socket already gone and raises "'NoneType' object has no attribute
-# 'getpeername'" (seen with the registry behind a proxy that was switched off).
+# the registry did not answer: a transport error of either httpx the clients use, or the socket itself
+# (AttributeError only as _unreachable tells it apart)
 NETWORK_ERRORS = (httpx.HTTPError, httpx2.HTTPError, OSError, AttributeError)
+
+
+def _unreachable(exc: Exception, what: str) -> TransientError:
+    """A registry outage as a transient error. When the registry resets a connection just as it is
+    made, anyio (under httpx2) reads the peer address of a socket already gone and raises
+    "'NoneType' object has no attribute 'getpeername'" (seen with the registry behind a proxy that
+    was switched off); any other AttributeError is a bug, not an outage, and is raised as it is."""
+    if isinstance(exc, AttributeError) and "getpeername" not in str(exc):
+        raise exc
+    return TransientError(ReasonCode.REGISTRY_UNAVAILABLE, f"{what}: {exc!r}")
+
 
 _writer_hit, _writer_miss, _writer_error, _id_miss, _id_error = (
     metrics.registry_lookups.labels(kind=kind, result=result)
@@ -63,7 +72,7 @@ class SchemaResolver:
             raise TransientError(ReasonCode.REGISTRY_UNAVAILABLE, f"schema id {schema_id}: {exc}") from exc
         except NETWORK_ERRORS as exc:
             _writer_error.inc()
-            raise TransientError(ReasonCode.REGISTRY_UNAVAILABLE, f"schema id {schema_id}: {exc!r}") from exc
+            raise _unreachable(exc, f"schema id {schema_id}") from exc
         parsed = parse(schema.schema_str)
         self._by_id[schema_id] = parsed
         return parsed
@@ -87,6 +96,6 @@ class SchemaResolver:
             raise TransientError(ReasonCode.REGISTRY_UNAVAILABLE, f"{subject}: {exc}") from exc
         except NETWORK_ERRORS as exc:
             _id_error.inc()
-            raise TransientError(ReasonCode.REGISTRY_UNAVAILABLE, f"{subject}: {exc!r}") from exc
+            raise _unreachable(exc, subject) from exc
         self._by_id.setdefault(schema_id, parse(schema))
         return schema_id

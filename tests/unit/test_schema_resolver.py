@@ -40,3 +40,10 @@ def test_a_registry_that_does_not_answer_is_a_transient_registry_outage(exc: Exc
         with pytest.raises(SyncError) as raised:
             asyncio.run(call())
         assert raised.value.reason is ReasonCode.REGISTRY_UNAVAILABLE and raised.value.transient
+
+
+def test_an_attribute_error_that_is_not_a_reset_connection_is_a_bug_not_an_outage() -> None:
+    resolver = SchemaResolver(Unreachable(AttributeError("'Schema' object has no attribute 'schema_idd'")))
+    for call in (lambda: resolver.writer(7), lambda: resolver.id_for("t-value", {"type": "string"})):
+        with pytest.raises(AttributeError, match="schema_idd"):
+            asyncio.run(call())
