@@ -9,6 +9,8 @@ records the persisted offset as Faust's own callback does, so recovery starts wh
 
 Anything the direct path does not cover (a non-bytes key or value, librdkafka's queue full, the
 producer not started) takes Faust's own path, unchanged. Flushes cover both (app/rdkafka_producer.py).
+
+Reads, too, are one store lookup instead of two: see ``__getitem__``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ class Table(faust.Table):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._unwritten = {}
+
+    def __getitem__(self, key: Any) -> Any:
+        """One RocksDB read per lookup. mode's ``FastUserDict.__getitem__`` asks the store ``key in``
+        (a full read of the value) and then reads the value again; a miss goes to ``__missing__`` as there."""
+        self.on_key_get(key)
+        try:
+            return self.data[key]
+        except KeyError:
+            return self.__missing__(key)
 
     def send_changelog(
         self,

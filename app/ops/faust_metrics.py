@@ -4,12 +4,16 @@ faust-streaming 0.15's ``PrometheusMonitor`` calls ``metric.labels(...)`` for ev
 event, table get/set/delete and send. prometheus-client validates the labels and takes a lock on
 each call. The worker makes several of these calls per CDC event. Wrapping the labelled metrics
 keeps the monitor's own code and its series exactly as they are. It hands back the child metric
-remembered for a label set. The one Faust internal relied on is the monitor's ``_metrics`` tuple.
+remembered for a label set. The monitor also derives each event's stream label from the stream's
+description with a regular expression; that label is remembered per stream. The Faust internals
+relied on are the monitor's ``_metrics`` tuple and its ``_stream_label`` method.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from prometheus_client.metrics import MetricWrapperBase
 
@@ -49,3 +53,16 @@ def cache_labels(monitor: Any) -> None:
         if isinstance(m, MetricWrapperBase) and m._labelnames
     }
     monitor._metrics = metrics._replace(**wrapped)
+    monitor._stream_label = _remembered(monitor._stream_label)
+
+
+def _remembered(stream_label: Callable[[Any], str]) -> Callable[[Any], str]:
+    labels: WeakKeyDictionary[Any, str] = WeakKeyDictionary()  # as the monitor's own stream lookup
+
+    def label(stream: Any) -> str:
+        found = labels.get(stream)
+        if found is None:
+            found = labels[stream] = stream_label(stream)
+        return found
+
+    return label
