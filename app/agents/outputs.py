@@ -2,20 +2,28 @@
 
 Encoding needs registry ids, which may need the network: ``prepare`` does all of it *before* the
 caller writes any state, so a registry outage leaves nothing half-done and the retry is clean.
+At start the worker resolves the id of every contract it writes (``warm_encoders``), so that an
+outage later holds up only messages whose writer schema the worker has not seen yet, never the
+first exception, alert or escalation of its kind.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import orjson
 from faust.types import TopicT
 
+from app.catalog import default_catalog
 from app.contracts.models import model
 from app.domain.outputs import JSON, Output
 from app.faust_app import app, settings
 from app.runtime import runtime
 
+log = logging.getLogger(__name__)
+
+SOURCE_DOMAINS = ("crm-cdc", "erp-events")  # topics the CRM's CDC and the ERP write; the worker only reads them
 _topics: dict[str, TopicT] = {}
 
 
@@ -74,3 +82,27 @@ async def send(ready: list[Ready]) -> None:
 async def publish(name: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
     """Send to catalog topic ``name`` by the producer's direct path (app/rdkafka_producer.py)."""
     await app.producer.produce(settings.topic(name), key, value, headers)
+
+
+def written() -> list[tuple[str, str]]:
+    """(topic, value contract) of each catalog topic with a contract that is not a source."""
+    return [
+        (settings.topic(s.name), s.value_contract)
+        for s in default_catalog()
+        if s.value_contract and s.domain not in SOURCE_DOMAINS
+    ]
+
+
+@app.task
+async def warm_encoders() -> list[str]:
+    """Resolve the encoder of every contract the worker writes; a failure is left to the first use.
+    Returns what could not be resolved."""
+    missed = []
+    for topic_name, contract in written():
+        try:
+            await runtime.encoder(topic_name, contract)
+        except Exception as exc:
+            missed.append(f"{topic_name} ({exc})")
+    if missed:
+        log.warning("output encoders not resolved at start, each resolves on first use: %s", "; ".join(missed))
+    return missed

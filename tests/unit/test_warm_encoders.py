@@ -1,0 +1,45 @@
+"""The worker resolves its output encoders at start (app/agents/outputs.py ``warm_encoders``)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from app.agents import outputs
+from app.domain.errors import ReasonCode, TransientError
+from app.runtime import Runtime
+
+
+class Resolver:
+    """Gives an id for each subject, except those asked to fail (as an unreachable registry would)."""
+
+    def __init__(self, failing: set[str]) -> None:
+        self.failing, self.asked = failing, []
+
+    async def id_for(self, subject: str, schema: dict) -> int:
+        self.asked.append(subject)
+        if subject in self.failing:
+            raise TransientError(ReasonCode.REGISTRY_UNAVAILABLE, f"{subject}: connection refused")
+        return len(self.asked)
+
+
+def _warm(monkeypatch, failing: set[str]) -> tuple[Runtime, Resolver, list[str]]:
+    runtime, resolver = Runtime(), Resolver(failing)
+    runtime.resolver = resolver
+    monkeypatch.setattr(outputs, "runtime", runtime)
+    return runtime, resolver, asyncio.run(outputs.warm_encoders())
+
+
+def test_every_contract_the_worker_writes_is_resolved_and_no_source_is(monkeypatch) -> None:
+    runtime, resolver, missed = _warm(monkeypatch, set())
+    names = {outputs.settings.topic(n) for n in ("erp.commands.sales-order", "sync.exceptions", "sync.escalations")}
+    assert not missed
+    assert names <= set(runtime._encoders)
+    assert set(resolver.asked) == {f"{topic}-value" for topic, _ in outputs.written()}
+    assert not any(".public." in s or "erp.events" in s for s in resolver.asked)  # CRM CDC and ERP events
+
+
+def test_a_subject_that_cannot_be_resolved_is_reported_and_left_to_its_first_use(monkeypatch) -> None:
+    audit = outputs.settings.topic("sync.audit")
+    runtime, _, missed = _warm(monkeypatch, {f"{audit}-value"})
+    assert len(missed) == 1 and missed[0].startswith(audit)
+    assert audit not in runtime._encoders and outputs.settings.topic("sync.exceptions") in runtime._encoders
