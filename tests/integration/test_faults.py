@@ -149,7 +149,9 @@ def evolved_envelope(sandbox: Sandbox, table: str) -> AvroEncoder:
 @pytest.mark.timeout(240)
 def test_a_registry_outage_mid_stream_backs_off_resumes_and_drops_nothing(sandbox: Sandbox, worker_factory):
     """The single-message case is test_exception_ops; here 200 deals, a 15 s outage in the middle, and the
-    outage hits a writer schema the worker has not cached yet (an evolved envelope), so it matters."""
+    outage hits a writer schema the worker has not cached yet (an evolved envelope), so it matters.
+    A poison message sent as the outage starts is quarantined during it: the exception record's
+    encoder was resolved when the worker started, before any exception (outputs.warm_encoders)."""
     sandbox.create_all()
     feed = cdc_feed(sandbox)
     lsn = dbz.Lsn(ts_ms=now_ms())
@@ -165,16 +167,20 @@ def test_a_registry_outage_mid_stream_backs_off_resumes_and_drops_nothing(sandbo
         commands.wait_keys(100, timeout=90, what="before the outage")
 
         proxy.down = True
+        outage = time.monotonic()
+        sandbox.produce_raw("crm.public.opportunity", b"poison", b"\x01not avro")
         feed.encoders["opportunity"] = (feed.encoders["opportunity"][0], evolved_envelope(sandbox, "opportunity"))
         feed.produce(workload.deals(lsn, 100, seed=SEED + 3, prefix="opp-s"))
-        time.sleep(15)
+        dead = sandbox.collect("sync.dead-letter", lambda msgs: len(msgs) >= 1, timeout=12, what="the poison message")
+        time.sleep(max(0.0, 15 - (time.monotonic() - outage)))
         held_back = 200 - len(commands.keys)
         proxy.down = False
 
         assert held_back > 0, "the outage held nothing back: it did not test anything"
         opps = [f"opp-r-{d}" for d in range(100)] + [f"opp-s-{d}" for d in range(100)]
         assert_one_create_per_deal(sandbox, opps, timeout=150)
-        assert sandbox.everything("sync.dead-letter", quiet=2) == []
+        assert [(m.key(), dict(m.headers())["x-reason"]) for m in dead] == [(b"poison", b"BAD_MAGIC_BYTE")]
+        assert len(sandbox.everything("sync.dead-letter", quiet=2)) == 1  # the poison message alone
         backoffs = w.log.read_text().count("transient REGISTRY_UNAVAILABLE; retrying in")
         assert backoffs >= 2, "the worker never backed off: the outage did not reach it"
         tiered = sandbox.everything("sync.retry.10s", quiet=1)  # each registry call may take seconds to fail
