@@ -22,6 +22,7 @@ from app.domain.outputs import Output
 from app.faust_app import app, settings
 from app.ops import metrics
 from app.ops.registry_probe import registry_reachable
+from app.ops.topic_presence import missing_topics
 from app.state.tables import exception_ledger, open_alerts
 
 log = logging.getLogger(__name__)
@@ -134,11 +135,14 @@ async def update_lag() -> None:
 
 
 @app.task
-async def probe_registry_at_start() -> None:
-    """A timer first fires one interval after start; until then the gauge would read 0, "down"."""
+async def probe_at_start() -> None:
+    """A timer first fires one interval after start; until then the registry gauge would read 0,
+    "down", and missing topics would go unreported."""
     await registry_reachable(max_age_s=0)
+    await missing_topics(max_age_s=0)
 
 
 @app.timer(interval=GAUGE_INTERVAL_S)
 async def probe_registry() -> None:
     await registry_reachable(max_age_s=0)
+    await missing_topics(max_age_s=0)

@@ -85,6 +85,9 @@ dedup_hits = Counter(
     "Events recognised as already applied (a CDC duplicate, an ERP event id seen before, a redelivery), per flow",
     ["flow"],
 )
+missing_topics = Gauge(
+    "crm_erp_sync_missing_topics", "Catalog topics the broker does not have (run `crm-erp-sync topics apply`)"
+)
 registry_lookups = Counter(
     "crm_erp_sync_registry_lookups_total",
     "Schema lookups per kind (writer schema by id, id of a subject's schema) and result (hit: cache, miss, error)",

@@ -94,6 +94,7 @@ class PipelineStatus:
     tables_recovered: bool
     rebalancing: bool
     registry_reachable: bool
+    missing_topics: tuple[str, ...] = ()  # catalog topics the broker does not have
     table_partitions: tuple[int, ...] = ()  # the state tables' partitions this worker holds
     total_table_partitions: int | None = None
     events_processed: int | None = None  # since this worker started
@@ -275,6 +276,8 @@ def _overall(s: PipelineStatus) -> tuple[str, str]:
         problems.append("tables still recovering")
     if not s.registry_reachable:
         problems.append("schema registry not answering")
+    if s.missing_topics:
+        problems.append(f"{len(s.missing_topics)} catalog topics missing (run crm-erp-sync topics apply)")
     return "bad", "Not ready: " + (", ".join(problems) or "see /ready")
 
 
@@ -291,6 +294,7 @@ def _status_section(s: PipelineStatus) -> str:
         ("Tables recovered", _yes_no(s.tables_recovered)),
         ("Rebalancing", _yes_no(s.rebalancing, good=False)),
         ("Schema registry reachable", _yes_no(s.registry_reachable)),
+        ("Catalog topics missing on the broker", esc(", ".join(s.missing_topics)) or "none"),
         ("Events processed (since this worker started)", esc(_count(s.events_processed))),
         ("Commands emitted (since this worker started)", esc(_count(s.commands_emitted))),
     ]

@@ -21,6 +21,7 @@ from app.faust_app import app, settings
 from app.ops import metrics, ops_page
 from app.ops.faust_metrics import cache_labels
 from app.ops.registry_probe import registry_reachable
+from app.ops.topic_presence import missing_topics
 from app.state.tables import exception_ledger, open_alerts
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ class Health(View):
 
 @app.page("/ready")
 class Ready(View):
-    """Partitions assigned, tables recovered, no rebalance in progress, registry answering."""
+    """Partitions assigned, tables recovered, no rebalance in progress, registry answering, every
+    catalog topic present."""
 
     async def get(self, request: Request) -> Response:
         body = await readiness()
@@ -51,13 +53,15 @@ async def readiness() -> dict[str, Any]:
     assigned = len(app.consumer.assignment())
     recovered = bool(app.tables.actives_ready)
     registry = await registry_reachable()
-    ready = bool(assigned) and recovered and not app.rebalancing and registry
+    missing = await missing_topics()
+    ready = bool(assigned) and recovered and not app.rebalancing and registry and not missing
     return {
         "ready": ready,
         "assigned_partitions": assigned,
         "tables_recovered": recovered,
         "rebalancing": app.rebalancing,
         "registry_reachable": registry,
+        "missing_topics": missing,
     }
 
 
@@ -74,6 +78,7 @@ class Ops(View):
             tables_recovered=ready["tables_recovered"],
             rebalancing=ready["rebalancing"],
             registry_reachable=ready["registry_reachable"],
+            missing_topics=tuple(ready["missing_topics"]),
             table_partitions=tuple(sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)),
             total_table_partitions=exception_ledger.partitions or settings.topic_partitions,
             events_processed=_total(metrics.events_consumed),

@@ -154,6 +154,15 @@ def test_pipeline_status_partitions_and_counters():
         ready=False, assigned_partitions=4, tables_recovered=True, rebalancing=True, registry_reachable=True
     )
     assert "Rebalancing: partitions are moving between workers" in page(status=moving)
+    topics = ("p.sync.escalations", "p.sync.audit")
+    missing = PipelineStatus(
+        ready=False, assigned_partitions=4, tables_recovered=True, rebalancing=False, registry_reachable=True,
+        missing_topics=topics,
+    )  # fmt: skip
+    html = words(page(status=missing))
+    assert "Not ready: 2 catalog topics missing (run crm-erp-sync topics apply)" in html
+    assert "Catalog topics missing on the broker p.sync.escalations, p.sync.audit" in html
+    assert "Catalog topics missing on the broker none" in words(page())
 
 
 def test_everything_is_escaped_and_there_is_no_script():
