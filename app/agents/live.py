@@ -143,6 +143,6 @@ async def probe_at_start() -> None:
 
 
 @app.timer(interval=GAUGE_INTERVAL_S)
-async def probe_registry() -> None:
+async def probe_registry_and_topics() -> None:
     await registry_reachable(max_age_s=0)
     await missing_topics(max_age_s=0)
