@@ -39,7 +39,7 @@ async def missing_topics(max_age_s: float = 10.0) -> list[str]:
         except Exception as exc:
             log.warning("could not list the broker's topics (%s); keeping the last answer", exc)
         else:
-            missing = sorted(s.topic(t.name) for t in default_catalog() if s.topic(t.name) not in present)
+            missing = sorted({s.topic(t.name) for t in default_catalog()} - present)
             if missing and missing != _state["missing"]:
                 log.error(
                     "catalog topics missing on the broker (sends to them fail after 30 s): %s; "
