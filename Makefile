@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CLI    := $(BIN)/crm-erp-sync
 
-.PHONY: help demo run test lint gate format down status venv bench promtool chromium
+.PHONY: help demo run run-cdc test lint gate format down status venv bench promtool chromium postgres
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -26,13 +26,26 @@ run: venv        ## the main job: local Kafka + registry up, topics and schemas 
 	$(CLI) schemas register
 	$(CLI) worker
 
-test: venv promtool chromium  ## the whole suite (brings the local platform up if it is not, and down again if it did)
+run-cdc: venv postgres  ## `make run` with a real CRM: PostgreSQL + Kafka Connect running Debezium into the CDC topics
+	$(CLI) platform up --with-cdc
+	$(CLI) topics apply
+	$(CLI) schemas register
+	$(CLI) worker
+
+test: venv promtool chromium postgres  ## the whole suite (brings the local platform up if it is not, and down again if it did)
 	$(BIN)/pytest
 
 promtool:        ## promtool (Debian's prometheus package) checks and unit-tests the alert rules
 	@command -v promtool >/dev/null || { echo "installing promtool (Debian package prometheus)"; \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
+
+postgres:        ## PostgreSQL's server programs (Debian's postgresql package): the CRM database Debezium reads
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "installing PostgreSQL (Debian package postgresql)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql >/dev/null \
+	  || { $$SUDO apt-get update -q >/dev/null && $$SUDO env DEBIAN_FRONTEND=noninteractive \
+	       apt-get install -y -q --no-install-recommends postgresql >/dev/null; }; }
 
 chromium:        ## headless Chromium (Debian's chromium package) renders the worker's /ops page in the tests
 	@command -v chromium >/dev/null || { echo "installing chromium (Debian package chromium)"; \

@@ -134,6 +134,17 @@ class Settings(BaseSettings):
     registry_java: str | None = Field(None, description="java (21+) that runs the registry; found if unset")
     kafka_heap: str = Field("512m", description="broker JVM heap")
     registry_heap: str = Field("384m", description="registry JVM heap")
+    postgres_port: int = Field(15432, description="local CRM database (PostgreSQL) port, with `platform up --with-cdc`")
+    postgres_bin: Path | None = Field(
+        None, description="folder of PostgreSQL's server programs (initdb, postgres); newest under /usr/lib/postgresql"
+    )
+    connect_port: int = Field(18083, description="local Kafka Connect REST port, with `platform up --with-cdc`")
+    connect_heap: str = Field("512m", description="Kafka Connect JVM heap")
+    crm_database_url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL URL of the CRM that `crm-writer` updates (default: the local platform's CRM); "
+        "never logged",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -22,17 +22,27 @@ def _mvn(pom: Path, out: Path, *flags: str) -> None:
         raise PlatformError(f"mvn failed ({done.returncode}): {done.stdout[-2000:]}{done.stderr[-2000:]}")
 
 
+def jars(folder: Path, pom: Path, *flags: str) -> Path:
+    """``folder`` filled once with the runtime jar closure of ``pom`` (a partial download never counts)."""
+    if not (folder / ".complete").exists():
+        tmp = folder.with_name(f"{folder.name}.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        _mvn(pom, tmp, "-DincludeScope=runtime", "-DincludeTypes=jar", *flags)
+        shutil.rmtree(folder, ignore_errors=True)
+        tmp.rename(folder)
+        (folder / ".complete").touch()
+    return folder
+
+
 def kafka_libs(cache: Path, pom: Path) -> Path:
     """The folder of broker jars (kafka_2.13 runtime closure plus the slf4j→log4j2 bridge)."""
-    libs = cache / "kafka-libs"
-    if not (libs / ".complete").exists():
-        tmp = cache / "kafka-libs.partial"
-        shutil.rmtree(tmp, ignore_errors=True)
-        _mvn(pom, tmp, "-DincludeScope=runtime", "-DincludeTypes=jar")
-        shutil.rmtree(libs, ignore_errors=True)
-        tmp.rename(libs)
-        (libs / ".complete").touch()
-    return libs
+    return jars(cache / "kafka-libs", pom)
+
+
+def connect_plugin(plugins: Path, name: str, pom: Path) -> Path:
+    """One Kafka Connect plugin folder under ``plugins``, without the Kafka and slf4j jars the worker
+    provides (a second connect-api in a plugin folder breaks plugin isolation)."""
+    return jars(plugins / name, pom, "-DexcludeGroupIds=org.apache.kafka,org.slf4j")
 
 
 def registry_home(cache: Path, pom: Path) -> Path:

@@ -8,7 +8,6 @@ and pid files live under ``settings.platform_dir`` (git-ignored) and are reused 
 from __future__ import annotations
 
 import base64
-import socket
 import subprocess
 import time
 import uuid
@@ -18,10 +17,10 @@ from string import Template
 
 import httpx
 
-from app.platform import fetch, tls
+from app.platform import cdc, fetch, tls
 from app.platform.errors import PlatformError
 from app.platform.java import find_java
-from app.platform.processes import Tracked
+from app.platform.processes import Tracked, port_open
 from app.settings import Settings
 
 KAFKA_READY_S = 90
@@ -66,12 +65,6 @@ class Layout:
     @property
     def registry(self) -> Tracked:
         return Tracked("registry", self.root / "registry.pid", f"-Dquarkus.http.port={self.settings.registry_port}")
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def kafka_answers(bootstrap: str, timeout: float = 3.0) -> bool:
@@ -121,7 +114,7 @@ def _start_kafka(s: Settings, lay: Layout, say) -> None:
             (s.kafka_sasl_ssl_port, "KAFKA_SASL_SSL_PORT"),
             (s.kafka_ssl_port, "KAFKA_SSL_PORT"),
         ):
-            if _port_open(port):
+            if port_open(port):
                 raise PlatformError(f"port {port} is taken by a process we did not start; set CRM_ERP_{var}")
         libs = fetch.kafka_libs(lay.cache, s.platform_config_dir / "pom.xml")
         java = find_java(17)
@@ -187,7 +180,7 @@ def _start_kafka(s: Settings, lay: Layout, say) -> None:
         )
         say(f"kafka     started (pid {pid}), waiting for it to answer…")
     _wait("kafka", lambda: kafka_answers(bootstrap), lay.kafka, KAFKA_READY_S, lay.logs / "kafka" / "server.log")
-    if not _port_open(s.kafka_sasl_ssl_port):
+    if not port_open(s.kafka_sasl_ssl_port):
         say(
             f"kafka     has no secure listener on {s.kafka_sasl_ssl_port}: it was started from an older "
             "server.properties; `crm-erp-sync platform down` then `up` adds it"
@@ -254,7 +247,7 @@ def _start_registry(s: Settings, lay: Layout, say) -> None:
     if lay.registry.pid() is not None:
         say(f"registry  already running (pid {lay.registry.pid()})")
     else:
-        if _port_open(s.registry_port):
+        if port_open(s.registry_port):
             raise PlatformError(
                 f"port {s.registry_port} is taken by a process we did not start; set CRM_ERP_REGISTRY_PORT"
             )
@@ -295,24 +288,29 @@ def _start_registry(s: Settings, lay: Layout, say) -> None:
     _wait("registry", lambda: registry_answers(url), lay.registry, REGISTRY_READY_S, lay.logs / "registry.log")
 
 
-def up(s: Settings, say=print) -> None:
-    """Start what is not running and wait until both answer; a no-op when the platform is up."""
+def up(s: Settings, say=print, with_cdc: bool = False) -> None:
+    """Start what is not running and wait until both answer; a no-op when the platform is up.
+    ``with_cdc``: PostgreSQL and Kafka Connect with Debezium too (app/platform/cdc.py)."""
     lay = Layout(s)
     lay.cache.mkdir(parents=True, exist_ok=True)
     _start_kafka(s, lay, say)
     _start_registry(s, lay, say)
     say(f"kafka     127.0.0.1:{s.kafka_port}")
-    if _port_open(s.kafka_sasl_ssl_port):
+    if port_open(s.kafka_sasl_ssl_port):
         say(
             f"secure    SASL_SSL 127.0.0.1:{s.kafka_sasl_ssl_port} (SCRAM-SHA-512 user {tls.SCRAM_USER}), "
             f"SSL 127.0.0.1:{s.kafka_ssl_port} (client certificate); CA, certificates and passwords in "
             f"{lay.secure.dir}"
         )
     say(f"registry  http://127.0.0.1:{s.registry_port}/apis/ccompat/v7  (storage: {s.registry_storage})")
+    if with_cdc:
+        cdc.up(s, say)
 
 
 def down(s: Settings, say=print) -> None:
-    """Stop exactly the processes ``up`` started (registry first: it is a client of the broker)."""
+    """Stop exactly the processes ``up`` started (clients before what they use: Connect, PostgreSQL,
+    the registry, the broker)."""
+    cdc.down(s, say)
     lay = Layout(s)
     for proc in (lay.registry, lay.kafka):
         say(f"{proc.name:<9} {'stopped' if proc.stop() else 'was not running'}")
@@ -330,7 +328,7 @@ def status(s: Settings, say=print) -> bool:
         pid = proc.pid()
         owner = f"pid {pid}" if pid else "not started by us"
         say(f"{proc.name:<9} {'up' if ok else 'down':<5} {addr}  ({owner})")
-    return k_ok and r_ok
+    return k_ok and r_ok and cdc.status(s, say) is not False
 
 
 def logs(s: Settings, say=print) -> None:

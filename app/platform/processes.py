@@ -5,10 +5,18 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+
+def port_open(port: int) -> bool:
+    """True when something listens on ``port`` on the loopback interface."""
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @dataclass(frozen=True)
@@ -18,6 +26,7 @@ class Tracked:
     name: str
     pid_file: Path
     marker: str
+    stop_signal: signal.Signals = signal.SIGTERM  # PostgreSQL: SIGINT (SIGTERM waits for every client to leave)
 
     def _recorded(self) -> int | None:
         try:
@@ -44,7 +53,8 @@ class Tracked:
             return None
         return pid if self.marker in cmdline else None
 
-    def start(self, cmd: list[str], log: Path, cwd: Path) -> int:
+    def start(self, cmd: list[str], log: Path, cwd: Path, user: str | None = None) -> int:
+        """Start ``cmd`` in its own session; as ``user`` when given (PostgreSQL refuses to run as root)."""
         log.parent.mkdir(parents=True, exist_ok=True)
         cwd.mkdir(parents=True, exist_ok=True)
         with log.open("ab") as out:
@@ -55,6 +65,9 @@ class Tracked:
                 stdin=subprocess.DEVNULL,
                 cwd=cwd,
                 start_new_session=True,
+                user=user,
+                group=user,
+                extra_groups=[] if user else None,
             )
         self.pid_file.parent.mkdir(parents=True, exist_ok=True)
         self.pid_file.write_text(json.dumps({"pid": proc.pid, "cmd": cmd, "started": time.time()}))
@@ -67,12 +80,12 @@ class Tracked:
         return pid is not None and not self._running(pid)
 
     def stop(self, grace_s: float = 30.0) -> bool:
-        """SIGTERM, then SIGKILL after ``grace_s``; True if a process of ours was stopped."""
+        """``stop_signal``, then SIGKILL after ``grace_s``; True if a process of ours was stopped."""
         pid = self.pid()
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             return False
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, self.stop_signal)
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline and self.pid() is not None:
             time.sleep(0.2)
