@@ -24,7 +24,7 @@ from app.agents import outputs
 from app.agents.guard import guarded, replay_headers
 from app.catalog import default_catalog
 from app.cdc import messages
-from app.cdc.envelope import key_id, normalise
+from app.cdc.envelope import Normaliser, key_id
 from app.domain.changes import Lineage, Op, RowChange
 from app.domain.customers import CUSTOMER_COMMAND, upsert_customer
 from app.domain.errors import ReasonCode, SyncError
@@ -48,6 +48,7 @@ _decode = metrics.stage_seconds.labels(stage="decode")
 
 values = runtime.decoder()
 keys = runtime.decoder()
+normalise = Normaliser()
 
 
 async def _key_id(raw: bytes | None) -> str | None:
@@ -60,13 +61,25 @@ async def _key_id(raw: bytes | None) -> str | None:
     return key_id((await keys.decode(raw)).value)
 
 
-async def ingest(event) -> None:
+def _deal_of(table: str, row_key: str | None, value: Any) -> str | None:
+    """The correlation id of a row that may not map (so its quarantine still names the deal):
+    an opportunity's own id, a line's opportunity_id column as written, any other row's id."""
+    if table != "opportunity_line_item":
+        return row_key
+    row = value.get("after") or value.get("before") if isinstance(value, dict) and "op" in value else value
+    return str(row["opportunity_id"]) if isinstance(row, dict) and row.get("opportunity_id") else None
+
+
+async def ingest(event, seen: dict[str, str | None]) -> None:
+    """``seen["correlation_id"]`` is set as soon as it is known, for the quarantine of a row that fails later."""
     msg = event.message
     table = _table_of[msg.topic]
     _consumed[msg.topic].inc()
     started = time.perf_counter()
     decoded = None if event.value is None else await values.decode(event.value)
-    change = normalise(table, decoded.value if decoded else None, await _key_id(event.key))
+    row_key = await _key_id(event.key)
+    seen["correlation_id"] = _deal_of(table, row_key, decoded.value if decoded else None)
+    change = None if decoded is None else normalise(table, decoded.value, row_key, decoded.schema_id, decoded.schema)
     _decode.observe(time.perf_counter() - started)
     if change is None:
         _tombstones.inc()
@@ -142,4 +155,7 @@ async def _account(change: RowChange, lineage: Lineage) -> None:
 @app.agent(crm_topics)
 async def ingest_crm(stream):
     async for event in stream.events():
-        await guarded(event, lambda event=event: ingest(event))
+        seen: dict[str, str | None] = {}
+        await guarded(
+            event, lambda event=event, seen=seen: ingest(event, seen), lambda seen=seen: seen.get("correlation_id")
+        )

@@ -1,29 +1,31 @@
-"""Apply a declarative table mapping (``app/mappings/crm/<table>.toml``) to one CDC row.
+"""Declarative table mappings (``app/mappings/crm/<table>.toml``) applied to CDC rows.
 
-Handles the types Debezium really emits: Connect Decimal as ``Decimal`` (logicalType present) or
-raw unscaled bytes (scale from the mapping), ``io.debezium.time.MicroTimestamp`` longs,
-``ZonedTimestamp`` strings, ``Date`` day counts — and the ``__debezium_unavailable_value``
-placeholder of unchanged TOAST columns, which is reported as *unavailable* so the caller keeps
-the previous value instead of overwriting it.
+A mapping names, per canonical field, a source column and what the field needs it to be
+(``as = "decimal"``); it never names an encoding. ``TableMapping.reader`` compiles the mapping
+against one writer schema's row record into a ``RowReader``: per field, the column's reader for
+that writer (app/cdc/columns.py), or the problems that make the schema unreadable. Readers are
+compiled once per writer schema, so a row costs one dict lookup and one call per field.
+
+Debezium's ``__debezium_unavailable_value`` placeholder of an unchanged TOAST column is reported
+as *unavailable*, so the caller keeps the previous value instead of overwriting it.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+from app.cdc.columns import Meaning, Reader, Unreadable, WriterColumn, reader
 from app.domain.errors import ReasonCode, SyncError
 from app.settings import get_settings
 
 MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings" / "crm"
 UNAVAILABLE = "__debezium_unavailable_value"
 _UNAVAILABLE_BYTES = UNAVAILABLE.encode()
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _ADDRESS_PARTS = ("street", "city", "postal_code", "country")
 
 
@@ -38,24 +40,39 @@ def _is_unavailable(value: Any) -> bool:
     return value in (UNAVAILABLE, _UNAVAILABLE_BYTES)
 
 
-def _decimal(value: Any, scale: int) -> Decimal:
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, (bytes, bytearray, memoryview)):  # Connect Decimal without the logical type
-        return Decimal(int.from_bytes(bytes(value), "big", signed=True)).scaleb(-scale)
-    return Decimal(str(value))
+class _UnavailableType:
+    def __repr__(self) -> str:
+        return "<unavailable>"
 
 
-def _time(value: Any, kind: str) -> Any:
-    if kind == "micros":
-        return _EPOCH + dt.timedelta(microseconds=int(value))
-    if kind == "millis":
-        return _EPOCH + dt.timedelta(milliseconds=int(value))
-    if kind == "zoned":
-        return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if kind == "date":
-        return value if isinstance(value, dt.date) else dt.date(1970, 1, 1) + dt.timedelta(days=int(value))
-    raise ValueError(f"unknown time kind {kind!r}")
+_Unavailable = _UnavailableType()
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRule:
+    """One canonical field: its column(s), the meaning it needs, and what null becomes."""
+
+    name: str
+    columns: tuple[str, ...]  # one column, or an address's four
+    meaning: Meaning
+    default: Any = None
+    values: dict[str, str] | None = None  # label → canonical value
+    optional: bool = False  # a writer schema without the column is readable (the field reads as null)
+    address: bool = False
+
+    @classmethod
+    def parse(cls, name: str, rule: Any, tables: dict[str, dict[str, str]]) -> FieldRule:
+        if isinstance(rule, str):
+            rule = {"column": rule}
+        if "address" in rule:
+            cols = tuple(f"{rule['address']}{p}" for p in _ADDRESS_PARTS)
+            return cls(name, cols, Meaning.TEXT, optional=bool(rule.get("optional")), address=True)
+        values = tables[rule["values"]] if "values" in rule else None
+        meaning = Meaning(rule.get("as", "text"))
+        return cls(name, (rule["column"],), meaning, rule.get("default"), values, bool(rule.get("optional")))
+
+
+Step = Callable[[dict[str, Any]], Any]
 
 
 class TableMapping:
@@ -65,62 +82,109 @@ class TableMapping:
         self.table: str = spec["table"]
         self.version: int = int(spec["version"])
         self.id_column: str = spec.get("id", "id")
-        self.fields: dict[str, Any] = spec["fields"]
-        self.values: dict[str, dict[str, str]] = spec.get("values", {})
+        tables: dict[str, dict[str, str]] = spec.get("values", {})
+        self.rules = tuple(FieldRule.parse(name, rule, tables) for name, rule in spec["fields"].items())
+
+    def needs(self) -> dict[str, FieldRule]:
+        """Every column the mapping reads, with the rule that reads it (the id column as text)."""
+        out = {self.id_column: FieldRule("(row id)", (self.id_column,), Meaning.TEXT)}
+        for rule in self.rules:
+            out |= dict.fromkeys(rule.columns, rule)
+        return out
+
+    def reader(self, columns: dict[str, WriterColumn]) -> RowReader:
+        """This mapping compiled against a writer schema's columns."""
+        problems: list[str] = []
+        steps: list[tuple[str, Step]] = []
+        id_col = columns.get(self.id_column)
+        if id_col is None:
+            problems.append(f"column {self.id_column!r} (the row id) is missing")
+        else:
+            try:
+                reader(id_col, Meaning.TEXT)
+            except Unreadable as exc:
+                problems.append(str(exc))
+        for rule in self.rules:
+            present = [c for c in rule.columns if c in columns]
+            if len(present) < len(rule.columns) and not rule.optional:
+                missing = ", ".join(repr(c) for c in rule.columns if c not in columns)
+                problems.append(f"column {missing} for {rule.name} is missing")
+                continue
+            try:
+                steps.append((rule.name, self._step(rule, columns)))
+            except Unreadable as exc:
+                problems.append(f"{exc} (needed for {rule.name})")
+        return RowReader(self, tuple(problems), tuple(steps))
+
+    @staticmethod
+    def _step(rule: FieldRule, columns: dict[str, WriterColumn]) -> Step:
+        if rule.address:
+            parts = list(zip(_ADDRESS_PARTS, rule.columns, strict=True))
+            for col in rule.columns:
+                if col in columns:
+                    reader(columns[col], Meaning.TEXT)
+
+            def address(row: dict[str, Any]) -> Any:
+                values = {p: row.get(col) for p, col in parts}
+                if any(_is_unavailable(v) for v in values.values()):
+                    return _Unavailable
+                return values if any(v is not None for v in values.values()) else None
+
+            return address
+        column = rule.columns[0]
+        if column not in columns:  # optional and absent in this writer schema
+            return lambda row: rule.default
+        read: Reader | None = reader(columns[column], rule.meaning)
+        default, values = rule.default, rule.values
+
+        def field(row: dict[str, Any]) -> Any:
+            value = row.get(column)
+            if value is None:
+                return default
+            if _is_unavailable(value):
+                return _Unavailable
+            if read is not None:
+                value = read(value)
+            if values is not None:
+                text = str(value)
+                if text in values:
+                    return values[text]
+                return text if text in values.values() else "UNKNOWN"  # already canonical, or unknown
+            return value
+
+        return field
+
+
+@dataclass(frozen=True, slots=True)
+class RowReader:
+    """A mapping compiled for one writer schema; ``problems`` non-empty means it cannot read it."""
+
+    mapping: TableMapping
+    problems: tuple[str, ...]
+    steps: tuple[tuple[str, Step], ...]
 
     def apply(self, row: dict[str, Any]) -> Mapped:
-        row_id = row.get(self.id_column)
+        m = self.mapping
+        if self.problems:
+            raise SyncError(
+                ReasonCode.SCHEMA_MISMATCH,
+                f"{m.table} (mapping v{m.version}) cannot read this writer schema: {'; '.join(self.problems)}",
+            )
+        row_id = row.get(m.id_column)
         if row_id is None or _is_unavailable(row_id):
-            raise SyncError(ReasonCode.MAPPING_ERROR, f"{self.table}: row has no {self.id_column!r}")
+            raise SyncError(ReasonCode.MAPPING_ERROR, f"{m.table}: row has no {m.id_column!r}")
         out: dict[str, Any] = {}
         unavailable: set[str] = set()
-        for name, rule in self.fields.items():
+        for name, step in self.steps:
             try:
-                value = self._field(rule, row)
-            except SyncError:
-                raise
+                value = step(row)
             except Exception as exc:
-                raise SyncError(
-                    ReasonCode.MAPPING_ERROR, f"{self.table}.{name} (mapping v{self.version}): {exc!r}"
-                ) from exc
+                raise SyncError(ReasonCode.MAPPING_ERROR, f"{m.table}.{name} (mapping v{m.version}): {exc!r}") from exc
             if value is _Unavailable:
                 unavailable.add(name)
             else:
                 out[name] = value
         return Mapped(str(row_id), out, frozenset(unavailable))
-
-    def _field(self, rule: Any, row: dict[str, Any]) -> Any:
-        if isinstance(rule, str):
-            rule = {"column": rule}
-        if "address" in rule:
-            parts = {p: row.get(f"{rule['address']}{p}") for p in _ADDRESS_PARTS}
-            if any(_is_unavailable(v) for v in parts.values()):
-                return _Unavailable
-            return parts if any(v is not None for v in parts.values()) else None
-        value = row.get(rule["column"])
-        if _is_unavailable(value):
-            return _Unavailable
-        if value is None:
-            return rule.get("default")
-        if "decimal_scale" in rule:
-            return _decimal(value, int(rule["decimal_scale"]))
-        if "time" in rule:
-            return _time(value, rule["time"])
-        if "values" in rule:
-            table = self.values[rule["values"]]
-            text = str(value)
-            if text in table:
-                return table[text]
-            return text if text in table.values() else "UNKNOWN"  # already canonical, or unknown
-        return value
-
-
-class _UnavailableType:
-    def __repr__(self) -> str:
-        return "<unavailable>"
-
-
-_Unavailable = _UnavailableType()
 
 
 def mapping_for(table: str, directory: Path | None = None) -> TableMapping:

@@ -36,7 +36,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
 from app.catalog import default_catalog
 from app.cdc import messages
-from app.cdc.envelope import key_id, normalise
+from app.cdc.envelope import Normaliser, key_id
 from app.client_config import kafka_config, registry_config, security_env
 from app.contracts import default_index
 from app.contracts.models import model
@@ -45,6 +45,7 @@ from app.domain.deal import DealState
 from app.domain.orders import DealChange, decide
 from app.domain.outputs import JSON
 from app.ops import schemas_admin, topics_admin
+from app.ops.simulate import producer_schema_id
 from app.ops.worker_process import WorkerProcess
 from app.runtime import Runtime
 from app.serde import wire
@@ -79,9 +80,8 @@ class Env:
             topic = s.topic(f"crm.public.{table}")
             pair = []
             for suffix, contract in (("key", f"crm.public.{table}.Key"), ("value", f"crm.public.{table}.Envelope")):
-                schema = default_index().expanded(contract)
-                sid = reg.lookup_schema(f"{topic}-{suffix}", Schema(json.dumps(schema), "AVRO")).schema_id
-                pair.append(AvroEncoder(sid, schema))
+                sid = producer_schema_id(reg, f"{topic}-{suffix}", contract)
+                pair.append(AvroEncoder(sid, default_index().expanded(contract)))
             env.encoders[table] = (pair[0], pair[1])
         return env
 
@@ -194,16 +194,17 @@ def python_ceiling(env: Env, total: int) -> float:
     reg = SchemaRegistryClient(registry_config(s, {"timeout": 30}))
     writers: dict[int, Any] = {}
     refs = ReferenceStore()
+    normalise = Normaliser()
     states: dict[str, bytes] = {}
     out_encoders: dict[str, AvroEncoder] = {}
     producer, consumer = env.producer(), env.consumer([f"crm.public.{t}" for t in CRM])
     tables = {s.topic(f"crm.public.{t}"): t for t in CRM}
 
-    def decode(raw: bytes) -> Any:
+    def decode(raw: bytes) -> tuple[Any, int]:
         sid, body = wire.split(raw)
         if sid not in writers:
             writers[sid] = fastavro.parse_schema(json.loads(reg.get_schema(sid).schema_str))
-        return fastavro.schemaless_reader(io.BytesIO(body), writers[sid], None)
+        return fastavro.schemaless_reader(io.BytesIO(body), writers[sid], None), sid
 
     def encoder(topic: str, contract: str) -> AvroEncoder:
         if topic not in out_encoders:
@@ -214,7 +215,8 @@ def python_ceiling(env: Env, total: int) -> float:
 
     def work(msg) -> None:
         table = tables[msg.topic()]
-        change = normalise(table, decode(msg.value()), key_id(decode(msg.key())))
+        value, sid = decode(msg.value())
+        change = normalise(table, value, key_id(decode(msg.key())[0]), sid, writers[sid])
         if table in ("account", "product", "pricebook_entry"):
             key = {"account": "account:", "product": "product:"}.get(table)
             key = f"{key}{change.row_id}" if key else f"price:{change.fields['product_id']}|{change.fields['currency']}"

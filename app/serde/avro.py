@@ -18,6 +18,7 @@ from app.serde.registry import SchemaResolver, parse
 class Decoded:
     schema_id: int
     value: Any
+    schema: dict[str, Any]  # what ``value`` was read as: the reader contract, or else the writer schema
 
 
 class AvroDecoder:
@@ -50,7 +51,7 @@ class AvroDecoder:
             raise SyncError(ReasonCode.SCHEMA_MISMATCH, f"schema id {schema_id}: {exc}") from exc
         except Exception as exc:  # fastavro raises EOFError, ValueError, UnicodeDecodeError, IndexError…
             raise SyncError(ReasonCode.AVRO_DECODE_ERROR, f"schema id {schema_id}: {exc!r}") from exc
-        return Decoded(schema_id, value)
+        return Decoded(schema_id, value, self._projection[schema_id] or writer)
 
 
 class AvroEncoder:

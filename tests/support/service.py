@@ -82,7 +82,7 @@ class Service:
         if raw is not None:
             _, body = wire.split(raw)
             value = fastavro.schemaless_reader(io.BytesIO(body), schema(crm.value_contract(planned.table)), None)
-        change = normalise(planned.table, value, planned.key)
+        change = normalise(planned.table, value, planned.key, schema(crm.value_contract(planned.table)))
         if change is None:
             return
         table = change.table

@@ -122,7 +122,7 @@ def test_any_bytes_decode_and_normalise_or_fail_with_a_reason_code(data, with_re
         if isinstance(decoded.value, dict) and CONTRACTS.get(schema_id, "").endswith(".Key"):
             key_id(decoded.value)
             return
-        change = normalise(TABLE_OF.get(schema_id, "opportunity"), decoded.value, "006-1")
+        change = normalise(TABLE_OF.get(schema_id, "opportunity"), decoded.value, "006-1", decoded.schema)
         assert change is None or isinstance(change, RowChange)
         event("decoded and normalised")
     except SyncError as exc:

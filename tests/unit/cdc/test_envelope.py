@@ -9,7 +9,8 @@ from typing import Any
 import fastavro
 import pytest
 
-from app.cdc.envelope import key_id, normalise
+from app.cdc import envelope as cdc_envelope
+from app.cdc.envelope import key_id
 from app.contracts import default_index
 from app.domain.changes import Op, Position
 from app.domain.errors import ReasonCode, SyncError
@@ -23,6 +24,12 @@ def decoded(name: str, value: dict[str, Any]) -> dict[str, Any]:
     fastavro.schemaless_writer(buf, schema, value)
     buf.seek(0)
     return fastavro.schemaless_reader(buf, schema)
+
+
+def normalise(table: str, value: dict[str, Any] | None, key: str | None = None):
+    """``normalise`` with the simulator's writer schema of the value's form (raw or unwrapped)."""
+    form = "Unwrapped" if isinstance(value, dict) and ("__op" in value or "__deleted" in value) else "Envelope"
+    return cdc_envelope.normalise(table, value, key, default_index().expanded(f"crm.public.{table}.{form}"))
 
 
 def envelope(table: str, event: dict[str, Any]) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def account_row(**overrides) -> dict[str, Any]:
 def account_change(row: dict[str, Any] | None = None, lsns: sim.Lsn | None = None) -> tuple[RowChange, Account]:
     """The change and the account a consumer builds from a mapped, decoded account row."""
     event = decoded_envelope(sim.create("account", row or account_row(), lsns or sim.Lsn()))
-    change = normalise("account", event, "001-1")
+    change = normalise("account", event, "001-1", default_index().expanded("crm.public.account.Envelope"))
     return change, Account.model_validate(change.fields)
 
 

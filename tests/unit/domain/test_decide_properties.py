@@ -179,7 +179,9 @@ def test_any_valid_cdc_history_is_decided_into_valid_outputs_or_a_reason_code(hi
         envelope = dbz.create(table, row, lsn) if previous is None else dbz.update(table, previous, row, lsn)
         before[row["id"]] = row
         try:
-            change = normalise(table, through_the_wire(table, envelope), row["id"])
+            change = normalise(
+                table, through_the_wire(table, envelope), row["id"], parsed(f"crm.public.{table}.Envelope")
+            )
         except SyncError as exc:
             event(f"quarantined at ingest: {exc.reason}")
             continue
@@ -205,7 +207,8 @@ def test_what_the_property_found_is_now_rejected_with_a_reason_code():
     for name, history in FOUND.items():
         state = None
         for offset, (table, row) in enumerate(history):
-            change = normalise(table, through_the_wire(table, dbz.create(table, row, dbz.Lsn(start=1000 + offset))))
+            wire = through_the_wire(table, dbz.create(table, row, dbz.Lsn(start=1000 + offset)))
+            change = normalise(table, wire, None, parsed(f"crm.public.{table}.Envelope"))
             lineage = Lineage(f"crm.public.{table}", 0, offset, 1, None)
             event = DealChange(OPP, change, lineage, f"sync.deal-changes/0/{offset}")
             decision = decide(state, event, references(), POLICY, NOW)
