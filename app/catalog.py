@@ -11,7 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.settings import REPO_ROOT
 
@@ -39,6 +39,15 @@ class TopicSpec(BaseModel):
     config: dict[str, str] = Field(default_factory=dict)
     domain: str = ""
     owner: str = ""
+    subjects: Literal["service", "producer"] = Field(
+        "service", description="who registers the topic's schemas: the service (its contracts) or the producer"
+    )
+
+    @model_validator(mode="after")
+    def _producer_subjects_name_no_contract(self) -> TopicSpec:
+        if self.subjects == "producer" and (self.key_contract or self.value_contract):
+            raise ValueError(f"{self.name}: the producer owns its subjects; the catalog names no contract for them")
+        return self
 
     def broker_config(self) -> dict[str, str]:
         """The topic-level configs the catalog pins (others stay at broker defaults)."""
@@ -53,7 +62,9 @@ def load(directory: Path = TOPICS_DIR) -> list[TopicSpec]:
     for path in sorted(directory.glob("*.toml")):
         doc = tomllib.loads(path.read_text())
         for entry in doc.get("topic", []):
-            specs.append(TopicSpec(domain=doc["domain"], owner=doc["owner"], **entry))
+            specs.append(
+                TopicSpec(domain=doc["domain"], owner=doc["owner"], subjects=doc.get("subjects", "service"), **entry)
+            )
     names = [s.name for s in specs]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:

@@ -22,6 +22,7 @@ from app.domain.outputs import Output
 from app.faust_app import app, settings
 from app.ops import metrics
 from app.ops.registry_probe import registry_reachable
+from app.ops.sources import unreadable_sources
 from app.ops.topic_presence import missing_topics
 from app.state.tables import exception_ledger, open_alerts
 
@@ -137,12 +138,14 @@ async def update_lag() -> None:
 @app.task
 async def probe_at_start() -> None:
     """A timer first fires one interval after start; until then the registry gauge would read 0,
-    "down", and missing topics would go unreported."""
+    "down", and missing topics and unreadable source schemas would go unreported."""
     await registry_reachable(max_age_s=0)
     await missing_topics(max_age_s=0)
+    await unreadable_sources(max_age_s=0)
 
 
 @app.timer(interval=GAUGE_INTERVAL_S)
 async def probe_registry_and_topics() -> None:
     await registry_reachable(max_age_s=0)
     await missing_topics(max_age_s=0)
+    await unreadable_sources(max_age_s=0)

@@ -88,6 +88,10 @@ dedup_hits = Counter(
 missing_topics = Gauge(
     "crm_erp_sync_missing_topics", "Catalog topics the broker does not have (run `crm-erp-sync topics apply`)"
 )
+unreadable_source_schemas = Gauge(
+    "crm_erp_sync_unreadable_source_schemas",
+    "Registered writer schemas of CDC source subjects the mappings cannot read (run `crm-erp-sync sources check`)",
+)
 registry_lookups = Counter(
     "crm_erp_sync_registry_lookups_total",
     "Schema lookups per kind (writer schema by id, id of a subject's schema) and result (hit: cache, miss, error)",

@@ -95,6 +95,7 @@ class PipelineStatus:
     rebalancing: bool
     registry_reachable: bool
     missing_topics: tuple[str, ...] = ()  # catalog topics the broker does not have
+    unreadable_source_schemas: tuple[str, ...] = ()  # CDC writer schemas the mappings cannot read
     table_partitions: tuple[int, ...] = ()  # the state tables' partitions this worker holds
     total_table_partitions: int | None = None
     events_processed: int | None = None  # since this worker started
@@ -278,6 +279,9 @@ def _overall(s: PipelineStatus) -> tuple[str, str]:
         problems.append("schema registry not answering")
     if s.missing_topics:
         problems.append(f"{len(s.missing_topics)} catalog topics missing (run crm-erp-sync topics apply)")
+    if s.unreadable_source_schemas:
+        n = len(s.unreadable_source_schemas)
+        problems.append(f"{n} CDC writer schemas unreadable (run crm-erp-sync sources check)")
     return "bad", "Not ready: " + (", ".join(problems) or "see /ready")
 
 
@@ -295,6 +299,7 @@ def _status_section(s: PipelineStatus) -> str:
         ("Rebalancing", _yes_no(s.rebalancing, good=False)),
         ("Schema registry reachable", _yes_no(s.registry_reachable)),
         ("Catalog topics missing on the broker", esc(", ".join(s.missing_topics)) or "none"),
+        ("CDC writer schemas the mappings cannot read", esc(" | ".join(s.unreadable_source_schemas)) or "none"),
         ("Events processed (since this worker started)", esc(_count(s.events_processed))),
         ("Commands emitted (since this worker started)", esc(_count(s.commands_emitted))),
     ]

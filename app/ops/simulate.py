@@ -2,8 +2,10 @@
 
 The behaviour lives in the pure modules ``app.sim.crm`` (what the CRM's Debezium connector writes)
 and ``app.sim.erp_system`` (what an ERP does with sales-order commands); this module only encodes,
-sends, consumes and paces. Values go through the schema registry in the Confluent wire format, with
-the ids of the contracts ``crm-erp-sync schemas register`` registered (never auto-registered).
+sends, consumes and paces. Values go through the schema registry in the Confluent wire format. The
+CRM side stands in for a CDC producer, so it registers its own schemas under its topics' subjects
+as Debezium's converter does (``producer_schema_id``); the ERP side writes the service's
+contracts with the ids ``crm-erp-sync schemas register`` registered (never auto-registered).
 """
 
 from __future__ import annotations
@@ -58,6 +60,16 @@ def _schema_id(reg, subject: str, contract: str) -> int:
         ) from exc
 
 
+def producer_schema_id(reg, subject: str, contract: str) -> int:
+    """Register ``contract`` under ``subject`` as a CDC producer's converter does (auto-register, no
+    compatibility level: the subject is the producer's); the id of the registered schema."""
+    from confluent_kafka.schema_registry import Schema
+
+    from app.contracts import default_index
+
+    return reg.register_schema(subject, Schema(json.dumps(default_index().expanded(contract)), "AVRO"))
+
+
 def _producer(s: Settings):
     from confluent_kafka import Producer
 
@@ -106,8 +118,8 @@ def run_crm(
     for table in dbz.TABLES:
         topic = s.topic(f"crm.public.{table}")
         ids[table] = (
-            _schema_id(reg, f"{topic}-key", crm.key_contract(table)),
-            _schema_id(reg, f"{topic}-value", crm.value_contract(table)),
+            producer_schema_id(reg, f"{topic}-key", crm.key_contract(table)),
+            producer_schema_id(reg, f"{topic}-value", crm.value_contract(table)),
         )
     producer = _producer(s)
     started = last_report = time.monotonic()

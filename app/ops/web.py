@@ -21,6 +21,7 @@ from app.faust_app import app, settings
 from app.ops import metrics, ops_page
 from app.ops.faust_metrics import cache_labels
 from app.ops.registry_probe import registry_reachable
+from app.ops.sources import unreadable_sources
 from app.ops.topic_presence import missing_topics
 from app.state.tables import exception_ledger, open_alerts
 
@@ -41,7 +42,7 @@ class Health(View):
 @app.page("/ready")
 class Ready(View):
     """Partitions assigned, tables recovered, no rebalance in progress, registry answering, every
-    catalog topic present."""
+    catalog topic present, every CDC writer schema readable."""
 
     async def get(self, request: Request) -> Response:
         body = await readiness()
@@ -54,7 +55,8 @@ async def readiness() -> dict[str, Any]:
     recovered = bool(app.tables.actives_ready)
     registry = await registry_reachable()
     missing = await missing_topics()
-    ready = bool(assigned) and recovered and not app.rebalancing and registry and not missing
+    unreadable = await unreadable_sources()
+    ready = bool(assigned) and recovered and not app.rebalancing and registry and not missing and not unreadable
     return {
         "ready": ready,
         "assigned_partitions": assigned,
@@ -62,6 +64,7 @@ async def readiness() -> dict[str, Any]:
         "rebalancing": app.rebalancing,
         "registry_reachable": registry,
         "missing_topics": missing,
+        "unreadable_source_schemas": unreadable,
     }
 
 
@@ -79,6 +82,7 @@ class Ops(View):
             rebalancing=ready["rebalancing"],
             registry_reachable=ready["registry_reachable"],
             missing_topics=tuple(ready["missing_topics"]),
+            unreadable_source_schemas=tuple(ready["unreadable_source_schemas"]),
             table_partitions=tuple(sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)),
             total_table_partitions=exception_ledger.partitions or settings.topic_partitions,
             events_processed=_total(metrics.events_consumed),

@@ -24,6 +24,7 @@ from app.client_config import kafka_config, registry_config, security_env
 from app.contracts import default_index
 from app.ops import schemas_admin, topics_admin
 from app.ops.worker_process import WorkerProcess
+from app.serde import wire
 from app.settings import Settings
 
 
@@ -86,6 +87,14 @@ class Sandbox:
         encoded = None if value is None else vser(value, SerializationContext(topic, MessageField.VALUE))
         self._producer.produce(topic, key=key, value=encoded)
         self._producer.poll(0)
+
+    def produce_with_schema(self, name: str, key: bytes | None, schema_id: int, schema: dict, value: dict) -> None:
+        """A value in the wire format with a schema registered by hand (as another producer would)."""
+        buf = io.BytesIO(wire.header(schema_id))
+        buf.seek(0, io.SEEK_END)
+        fastavro.schemaless_writer(buf, fastavro.parse_schema(schema), value)
+        self._producer.produce(self.topic(name), key=key, value=buf.getvalue())
+        self._producer.flush(30)
 
     def flush(self) -> None:
         self._producer.flush(30)
