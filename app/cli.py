@@ -15,7 +15,7 @@ def _platform(args: argparse.Namespace) -> int:
 
     s = get_settings()
     if args.action == "up":
-        local.up(s)
+        local.up(s, with_cdc=args.with_cdc)
     elif args.action == "down":
         local.down(s)
     elif args.action == "status":
@@ -109,6 +109,30 @@ def _schemas_compat(args: argparse.Namespace) -> int:
         print(problem)
     print(f"{args.level}: {'incompatible' if problems else 'compatible'}")
     return 1 if problems else 0
+
+
+def _sources(args: argparse.Namespace) -> int:
+    from app.catalog import default_catalog
+    from app.ops.sources import SourceChecker
+
+    verdicts = SourceChecker(get_settings(), latest=args.latest).check(default_catalog())
+    for verdict in verdicts:
+        print(verdict)
+    bad = [v for verdict in verdicts for v in verdict.unreadable]
+    judged = sum(len(v.versions) for v in verdicts)
+    print(f"{len(bad)} of {judged} writer schema version(s) unreadable" if bad else f"{judged} readable")
+    return 1 if bad else 0
+
+
+def _crm_writer(args: argparse.Namespace) -> int:
+    import logging
+
+    from app.ops import crm_writer
+
+    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(message)s")
+    applied = crm_writer.run(get_settings())
+    print(f"crm-writer: {applied} update(s) applied")
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -296,6 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     plat = sub.add_parser("platform", help="the embedded local Kafka broker and schema registry")
     plat.add_argument("action", choices=["up", "down", "status", "logs"])
+    plat.add_argument(
+        "--with-cdc",
+        action="store_true",
+        help="up: also a CRM in PostgreSQL and Kafka Connect running Debezium into the CDC topics",
+    )
     plat.set_defaults(func=_platform)
 
     topics = sub.add_parser("topics", help="apply the topic catalog to the cluster, or check it for drift")
@@ -308,6 +337,19 @@ def build_parser() -> argparse.ArgumentParser:
     schemas.add_argument("--level", default="BACKWARD", choices=["BACKWARD", "FORWARD", "FULL"], help="compat level")
     schemas.add_argument("--base", help="gate: the commit to compare with (default: merge base / HEAD~1)")
     schemas.set_defaults(func=_schemas)
+
+    sources = sub.add_parser(
+        "sources", help="check that every writer schema of the CDC sources can be read into the mappings"
+    )
+    sources.add_argument("action", choices=["check"])
+    sources.add_argument("--latest", type=_positive(int), help="judge only the latest N versions of each subject")
+    sources.set_defaults(func=_sources)
+
+    writer = sub.add_parser(
+        "crm-writer", help="apply crm.commands.update to a CRM kept in PostgreSQL (the local platform's by default)"
+    )
+    writer.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
+    writer.set_defaults(func=_crm_writer)
 
     demo = sub.add_parser("demo", help="the whole lifecycle locally: simulated CRM and ERP, then a summary")
     demo.add_argument("--seconds", type=float, default=60.0, help="how long the simulated CRM starts new deals")

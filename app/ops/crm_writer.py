@@ -1,0 +1,136 @@
+"""``crm-erp-sync crm-writer``: apply ``crm.commands.update`` to a CRM kept in PostgreSQL.
+
+A reference writer for CRMs that live in a database the team's Debezium connector reads (the local
+platform's, or one like it). Salesforce teams apply the same commands through their own API
+integration. Why not Debezium's JDBC sink: the update contract means "null: unchanged" and one
+command spans two tables (the opportunity and its account); the JDBC sink writes every field of a
+flat record into one table, so it would overwrite CRM values with nulls.
+
+Per command, ``plan`` (pure) turns the update into row writes through ``app/mappings/crm-writeback.toml``;
+the loop applies them in one transaction, stamped with the integration user so that the change,
+returning through CDC, is recognised as the service's own (loop suppression), and commits the
+command's offset only after the database committed: at least once, and a write that would change
+nothing is skipped (``IS DISTINCT FROM``), so a redelivered command does not even produce a CDC event.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.settings import REPO_ROOT, Settings
+
+log = logging.getLogger(__name__)
+WRITEBACK = REPO_ROOT / "app" / "mappings" / "crm-writeback.toml"
+TOPIC = "crm.commands.update"
+
+
+@dataclass(frozen=True)
+class RowWrite:
+    """Set ``columns`` on row ``row_id`` of CRM table ``table``, as ``user``."""
+
+    table: str
+    id_column: str
+    row_id: str
+    columns: dict[str, Any]
+    modified_by: tuple[str, str]  # (column, user)
+    modified_at: str  # column stamped with the time of the write
+
+
+def load_writeback(path: Path = WRITEBACK) -> dict[str, dict[str, Any]]:
+    return tomllib.loads(path.read_text())
+
+
+def plan(update: dict[str, Any], rules: dict[str, dict[str, Any]], user: str) -> list[RowWrite]:
+    """The row writes one CrmUpdateCommand asks for; fields that are null are left as they are."""
+    writes = []
+    for table, rule in rules.items():
+        row_id = update.get(rule["row"])
+        columns = {col: update[field] for field, col in rule["columns"].items() if update.get(field) is not None}
+        if row_id is None or not columns:
+            continue
+        writes.append(
+            RowWrite(table, rule["id"], str(row_id), columns, (rule["modified_by"], user), rule["modified_at"])
+        )
+    return writes
+
+
+def apply(conn, writes: list[RowWrite]) -> int:
+    """Apply ``writes`` in the connection's open transaction; the number of rows that changed."""
+    from psycopg import sql
+
+    changed = 0
+    for w in writes:
+        names = list(w.columns)
+        statement = sql.SQL(
+            "UPDATE {table} SET {sets}, {by} = %s, {at} = now() WHERE {id} = %s AND ({cols}) IS DISTINCT FROM ({vals})"
+        ).format(
+            table=sql.Identifier(w.table),
+            sets=sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(n)) for n in names),
+            by=sql.Identifier(w.modified_by[0]),
+            at=sql.Identifier(w.modified_at),
+            id=sql.Identifier(w.id_column),
+            cols=sql.SQL("ROW({})").format(sql.SQL(", ").join(sql.Identifier(n) for n in names)),
+            vals=sql.SQL("ROW({})").format(sql.SQL(", ").join(sql.Placeholder() * len(names))),
+        )
+        values = [w.columns[n] for n in names]
+        changed += conn.execute(statement, [*values, w.modified_by[1], w.row_id, *values]).rowcount
+    return changed
+
+
+def database_url(s: Settings) -> str:
+    if s.crm_database_url is not None:
+        return s.crm_database_url.get_secret_value()
+    from app.platform import cdc
+
+    return cdc.database_url(s)
+
+
+def run(s: Settings, stop: threading.Event | None = None, say: Callable[[str], None] = print) -> int:
+    """Apply updates until ``stop`` is set (or SIGTERM/SIGINT); the number of commands applied."""
+    import psycopg
+    from confluent_kafka import Consumer
+    from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
+    from confluent_kafka.schema_registry.avro import AvroDeserializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    from app.client_config import kafka_config, registry_config
+
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    rules = load_writeback()
+    decode = AvroDeserializer(
+        SchemaRegistryClient(registry_config(s)), conf={"subject.name.strategy": topic_subject_name_strategy}
+    )
+    topic = s.topic(TOPIC)
+    consumer = Consumer(
+        kafka_config(
+            s, {"group.id": f"{s.app_id}-crm-writer", "enable.auto.commit": False, "auto.offset.reset": "earliest"}
+        )
+    )
+    consumer.subscribe([topic])
+    applied = 0
+    say(f"crm-writer: {topic} → {(s.crm_database_url and 'CRM_ERP_CRM_DATABASE_URL') or 'the local CRM database'}")
+    try:
+        with psycopg.connect(database_url(s), options="-c TimeZone=UTC") as conn:
+            while not stop.is_set():
+                msg = consumer.poll(0.5)
+                if msg is None or msg.error() is not None:
+                    continue
+                update = decode(msg.value(), SerializationContext(msg.topic(), MessageField.VALUE))
+                with conn.transaction():
+                    changed = apply(conn, plan(update, rules, s.integration_crm_user))
+                consumer.commit(msg, asynchronous=False)
+                applied += 1
+                log.info("applied %s: %d row(s) changed", update["envelope"]["command_id"], changed)
+    finally:
+        consumer.close()
+    return applied
