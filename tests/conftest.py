@@ -36,6 +36,30 @@ def platform() -> Settings:
         local.down(settings)
 
 
+@pytest.fixture(scope="session")
+def cdc_platform(platform: Settings) -> Settings:
+    """PostgreSQL and Kafka Connect with Debezium beside the platform (started here if they are not
+    running, and stopped again at the end if this session started them)."""
+    from app.platform import cdc
+
+    lay = cdc.CdcLayout(platform)
+    started = lay.postgres.pid() is None or lay.connect.pid() is None
+    cdc.start(platform)
+    yield platform
+    if started and os.environ.get("CRM_ERP_KEEP_PLATFORM") != "1":
+        cdc.down(platform)
+
+
+@pytest.fixture
+def crm_db(cdc_platform: Settings, sandbox):
+    """The sandbox's own CRM database; its Debezium connector starts when the test calls ``capture``."""
+    from tests.support.cdc import CrmDatabase
+
+    db = CrmDatabase(sandbox)
+    yield db
+    db.drop()
+
+
 @pytest.fixture
 def sandbox(platform: Settings, tmp_path):
     box = Sandbox(platform, tmp_path)
