@@ -39,13 +39,15 @@ class TopicSpec(BaseModel):
     config: dict[str, str] = Field(default_factory=dict)
     domain: str = ""
     owner: str = ""
-    subjects: Literal["service", "producer"] = Field(
-        "service", description="who registers the topic's schemas: the service (its contracts) or the producer"
+    owned_by: Literal["service", "producer"] = Field(
+        "service",
+        description="who owns the topic's configuration and subjects: the service, or the producer that writes it "
+        "(the service then only creates it where missing, and never registers or levels its subjects)",
     )
 
     @model_validator(mode="after")
     def _producer_subjects_name_no_contract(self) -> TopicSpec:
-        if self.subjects == "producer" and (self.key_contract or self.value_contract):
+        if self.owned_by == "producer" and (self.key_contract or self.value_contract):
             raise ValueError(f"{self.name}: the producer owns its subjects; the catalog names no contract for them")
         return self
 
@@ -63,7 +65,7 @@ def load(directory: Path = TOPICS_DIR) -> list[TopicSpec]:
         doc = tomllib.loads(path.read_text())
         for entry in doc.get("topic", []):
             specs.append(
-                TopicSpec(domain=doc["domain"], owner=doc["owner"], subjects=doc.get("subjects", "service"), **entry)
+                TopicSpec(domain=doc["domain"], owner=doc["owner"], owned_by=doc.get("owned_by", "service"), **entry)
             )
     names = [s.name for s in specs]
     dupes = {n for n in names if names.count(n) > 1}

@@ -1,6 +1,6 @@
 """``crm-erp-sync sources check``: can the service read every writer schema of its CDC sources?
 
-The subjects of a CDC topic belong to its producer (``subjects = "producer"`` in the catalog): the
+The subjects of a CDC topic belong to its producer (``owned_by = "producer"`` in the catalog): the
 service never registers, versions or sets compatibility there. What it owes instead is a
 consumer-side check: every version registered under ``<topic>-value`` (or the latest N) must be
 readable into what the table's mapping needs (columns present, writer types convertible), and the
@@ -124,7 +124,7 @@ class SourceChecker:
         """A verdict per producer-owned topic of ``specs``. Registry errors propagate."""
         verdicts = []
         for spec in specs:
-            if spec.subjects != "producer":
+            if spec.owned_by != "producer":
                 continue
             topic = self.settings.topic(spec.name)
             table = spec.name.rsplit(".", 1)[1]

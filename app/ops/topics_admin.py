@@ -50,7 +50,8 @@ def _describe(admin: AdminClient, names: list[str]) -> tuple[dict[str, int], dic
 
 
 def check(s: Settings, specs: list[TopicSpec] | tuple[TopicSpec, ...]) -> list[Drift]:
-    """Every difference between the catalog and the cluster (missing topic, partitions, config)."""
+    """Every difference between the catalog and the cluster (missing topic, partitions, config).
+    A producer-owned topic is judged by its existence only: its partitions and configs are the producer's."""
     admin = admin_client(s)
     names = {s.topic(t.name): t for t in specs}
     partitions, configs = _describe(admin, list(names))
@@ -58,6 +59,8 @@ def check(s: Settings, specs: list[TopicSpec] | tuple[TopicSpec, ...]) -> list[D
     for name, spec in names.items():
         if name not in partitions:
             drift.append(Drift(name, "existence", "present", "missing"))
+            continue
+        if spec.owned_by == "producer":
             continue
         if partitions[name] != spec.partitions:
             drift.append(Drift(name, "partitions", str(spec.partitions), str(partitions[name])))

@@ -361,7 +361,7 @@ def start(s: Settings, say=print) -> None:
     _start_postgres(s, lay, say)
     _start_connect(s, lay, say)
     # the producer's topics: here the platform stands in for the team that runs Debezium
-    topics_admin.apply(s, [t for t in default_catalog() if t.subjects == "producer"], say=lambda _: None)
+    topics_admin.apply(s, [t for t in default_catalog() if t.owned_by == "producer"], say=lambda _: None)
 
 
 def up(s: Settings, say=print) -> None:

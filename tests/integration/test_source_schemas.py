@@ -14,11 +14,12 @@ import time
 
 import httpx
 import pytest
+from confluent_kafka.admin import NewTopic
 from confluent_kafka.schema_registry import Schema
 
 from app.catalog import default_catalog
 from app.contracts import default_index
-from app.ops import schemas_admin
+from app.ops import schemas_admin, topics_admin
 from app.sim import debezium as dbz
 from tests.support.crm import Crm
 from tests.support.kafka import Sandbox
@@ -50,12 +51,30 @@ def sources_check(sandbox: Sandbox) -> subprocess.CompletedProcess:
 
 def test_schemas_register_never_registers_or_levels_a_cdc_subject(sandbox: Sandbox):
     sandbox.create_all()  # topics apply + schemas register, as `make run` does
-    cdc_topics = [sandbox.topic(s.name) for s in default_catalog() if s.subjects == "producer"]
+    cdc_topics = [sandbox.topic(s.name) for s in default_catalog() if s.owned_by == "producer"]
     assert len(cdc_topics) == 6
     subjects = set(sandbox.registry.get_subjects())
     assert not {s for s in subjects if s.rsplit("-", 1)[0] in cdc_topics}
     registered = [subject for subject, _, _ in schemas_admin.subjects(sandbox.settings, default_catalog())]
     assert registered and not {s for s in registered if s.rsplit("-", 1)[0] in cdc_topics}
+
+
+def test_topics_apply_creates_a_missing_cdc_topic_but_never_reconfigures_the_producers(sandbox: Sandbox):
+    spec = next(s for s in default_catalog() if s.name == "crm.public.opportunity")
+    name = sandbox.topic(spec.name)
+    admin = topics_admin.admin_client(sandbox.settings)
+    # the producer's own choice: compacted, 2 partitions
+    new = NewTopic(name, 2, 1, config={"cleanup.policy": "compact"})
+    for fut in admin.create_topics([new]).values():
+        fut.result(30)
+    assert topics_admin.check(sandbox.settings, [spec]) == []
+    assert topics_admin.apply(sandbox.settings, [spec], say=lambda _: None) == []
+    partitions, configs = topics_admin._describe(admin, [name])
+    assert (partitions[name], configs[name]["cleanup.policy"]) == (2, "compact")
+    other = next(s for s in default_catalog() if s.name == "crm.public.account")
+    assert topics_admin.apply(sandbox.settings, [other], say=lambda _: None) == [
+        f"{sandbox.topic(other.name)}: created"
+    ]
 
 
 def test_an_unreadable_writer_version_fails_the_check_and_readiness_and_its_rows_are_quarantined(

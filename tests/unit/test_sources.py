@@ -33,5 +33,5 @@ def test_a_producer_owned_topic_names_no_contract():
     with pytest.raises(ValueError, match="the producer owns its subjects"):
         TopicSpec(
             name="crm.public.x", description="x", partitions=1, replication=1, cleanup_policy="delete",
-            key="id", classification="internal", subjects="producer", value_contract="crm.public.x.Envelope",
+            key="id", classification="internal", owned_by="producer", value_contract="crm.public.x.Envelope",
         )  # fmt: skip
