@@ -74,4 +74,6 @@ def logging_config(level: str | int, fmt: str) -> dict[str, Any]:
             }
         },
         "root": {"level": level, "handlers": ["default"]},
+        # one INFO line per HTTP request of the registry clients (the source check asks every 15 s)
+        "loggers": {name: {"level": "WARNING"} for name in ("httpx", "httpx2")},
     }

@@ -52,3 +52,13 @@ def test_personal_data_in_a_message_or_its_arguments_is_masked(json_logging):
 def test_an_unknown_format_is_refused():
     with pytest.raises(ValueError, match="json or text"):
         logs.logging_config("info", "xml")
+
+
+def test_the_registry_clients_request_lines_stay_out_of_the_log_but_their_warnings_do_not(json_logging):
+    for name in ("httpx", "httpx2"):
+        logging.getLogger(name).info("HTTP Request: GET http://registry/subjects/x/versions")
+        logging.getLogger(name).warning("connection reset")
+    assert [(r["logger"], r["message"]) for r in json_logging()] == [
+        ("httpx", "connection reset"),
+        ("httpx2", "connection reset"),
+    ]
