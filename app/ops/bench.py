@@ -75,6 +75,12 @@ class Env:
         env = cls(s, workdir)
         topics_admin.apply(s, default_catalog(), say=lambda _: None)
         schemas_admin.register(s, default_catalog(), default_index(), say=lambda _: None)
+        env.register_cdc_encoders()
+        return env
+
+    def register_cdc_encoders(self) -> None:
+        """Register the simulated CRM's key and envelope schemas as its producer would, and keep their encoders."""
+        s = self.settings
         reg = SchemaRegistryClient(registry_config(s, {"timeout": 30}))
         for table in CRM:
             topic = s.topic(f"crm.public.{table}")
@@ -82,8 +88,7 @@ class Env:
             for suffix, contract in (("key", f"crm.public.{table}.Key"), ("value", f"crm.public.{table}.Envelope")):
                 sid = producer_schema_id(reg, f"{topic}-{suffix}", contract)
                 pair.append(AvroEncoder(sid, default_index().expanded(contract)))
-            env.encoders[table] = (pair[0], pair[1])
-        return env
+            self.encoders[table] = (pair[0], pair[1])
 
     def drop(self) -> None:
         topics_admin.delete_prefixed(self.settings, self.settings.topic_prefix)

@@ -135,7 +135,8 @@ def test_fixing_a_mapping_and_replaying_yields_exactly_one_order_and_a_complete_
     broken = tmp_path / "mappings"
     shutil.copytree(REPO_ROOT / "app" / "mappings" / "crm", broken)
     spec = broken / "opportunity.toml"
-    spec.write_text(spec.read_text().replace('time = "date"', 'time = "micros"'))  # a bad mapping release
+    # a bad mapping release: the amount read from the wrong column, which holds no numbers
+    spec.write_text(spec.read_text().replace('column = "amount"', 'column = "currency_iso_code"'))
     worker = worker_factory(CRM_ERP_MAPPINGS_DIR=str(broken))
     crm.deal("opp-m1")
     sandbox.flush()

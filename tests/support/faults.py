@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
 from pathlib import Path
 
 from confluent_kafka import Consumer, Message, TopicPartition
-from confluent_kafka.schema_registry import Schema
 
 from app.client_config import kafka_config
-from app.contracts import default_index
 from app.ops import bench
 from app.platform import local
-from app.serde.avro import AvroEncoder
 from app.settings import Settings
 from tests.support.kafka import Sandbox, free_port
 
@@ -25,17 +21,10 @@ CRM_TOPICS = [f"crm.public.{t}" for t in bench.CRM]
 def cdc_feed(sandbox: Sandbox) -> bench.Env:
     """The benchmark's pre-encoded producer (``Env.produce``) for this sandbox's CRM topics.
 
-    The sandbox's topics and subjects must exist (``sandbox.create_all()``).
+    The sandbox's topics must exist (``sandbox.create_all()``); the CDC schemas are registered here, as a producer would.
     """
     env = bench.Env(sandbox.settings, sandbox.tmp / "feed")
-    for table in bench.CRM:
-        topic = sandbox.topic(f"crm.public.{table}")
-        pair = []
-        for suffix, contract in (("key", f"crm.public.{table}.Key"), ("value", f"crm.public.{table}.Envelope")):
-            schema = default_index().expanded(contract)
-            found = sandbox.registry.lookup_schema(f"{topic}-{suffix}", Schema(json.dumps(schema), "AVRO"))
-            pair.append(AvroEncoder(found.schema_id, schema))
-        env.encoders[table] = (pair[0], pair[1])
+    env.register_cdc_encoders()
     return env
 
 
