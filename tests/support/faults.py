@@ -21,7 +21,8 @@ CRM_TOPICS = [f"crm.public.{t}" for t in bench.CRM]
 def cdc_feed(sandbox: Sandbox) -> bench.Env:
     """The benchmark's pre-encoded producer (``Env.produce``) for this sandbox's CRM topics.
 
-    The sandbox's topics must exist (``sandbox.create_all()``); the CDC schemas are registered here, as a producer would.
+    The sandbox's topics must exist (``sandbox.create_all()``); the CDC schemas are registered here,
+    as a producer would.
     """
     env = bench.Env(sandbox.settings, sandbox.tmp / "feed")
     env.register_cdc_encoders()
