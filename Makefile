@@ -4,18 +4,23 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CLI    := $(BIN)/crm-erp-sync
 
-.PHONY: help demo run run-cdc test lint gate format down status venv bench promtool chromium postgres
+.PHONY: help demo run run-cdc test lint gate format down status venv lock bench promtool chromium postgres
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -r requirements-dev.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-venv: $(BIN)/.installed  ## create .venv and install the service with its dev tools
+venv: $(BIN)/.installed  ## create .venv and install the service with its dev tools, exactly as locked
+
+lock: venv       ## re-resolve requirements.lock and requirements-dev.lock from pyproject.toml (uv)
+	$(BIN)/uv pip compile -q pyproject.toml --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements.lock
+	$(BIN)/uv pip compile -q pyproject.toml --extra dev --python-version 3.11 --python-platform x86_64-manylinux_2_28 -o requirements-dev.lock
 
 demo: venv       ## the whole lifecycle in one command: platform, worker, simulated CRM and ERP for a minute, summary
 	$(CLI) demo
