@@ -46,6 +46,7 @@ SECURITY_FIELDS = (
     "registry_ssl_ca_file",
     "registry_ssl_cert_file",
     "registry_ssl_key_file",
+    "registry_allow_plain_http_auth",
 )
 
 
@@ -92,6 +93,7 @@ def kafka_config(s: Settings, options: Mapping[str, Any] | None = None) -> dict[
     protocol = s.kafka_security_protocol
     conf: dict[str, Any] = {"bootstrap.servers": s.kafka_bootstrap, "security.protocol": protocol}
     if protocol in TLS_PROTOCOLS:
+        conf["ssl.endpoint.identification.algorithm"] = "https"  # the broker's name must match its certificate
         ca = _file(s, "kafka_ssl_ca_file")
         if ca:
             conf["ssl.ca.location"] = ca

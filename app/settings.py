@@ -62,11 +62,18 @@ class Settings(BaseSettings):
     )
     registry_ssl_cert_file: Path | None = Field(None, description="PEM client certificate for the registry (mTLS)")
     registry_ssl_key_file: Path | None = Field(None, description="PEM private key of the registry client certificate")
+    registry_allow_plain_http_auth: bool = Field(
+        False, description="allow registry basic-auth credentials over plain http:// (they travel in clear text)"
+    )
 
     # --- the Faust worker ----------------------------------------------------------
     app_id: str = Field("crm-erp-sync", description="Faust app id: consumer group and table prefix")
     web_host: str = Field("127.0.0.1", description="worker HTTP bind address (0.0.0.0 in containers)")
     web_port: int = Field(6066, description="worker HTTP port (/metrics, /health, /ready, /ops)")
+    web_token: SecretStr | None = Field(
+        None, description="bearer token /ops and /metrics require when set (/health and /ready stay open); never logged"
+    )
+    web_token_file: Path | None = Field(None, description="file holding the web token (instead of CRM_ERP_WEB_TOKEN)")
     log_format: str = Field("json", description="worker log lines: json (one object per line, with context) or text")
     data_dir: Path = Field(REPO_ROOT / ".platform" / "worker", description="Faust/RocksDB state folder")
     session_timeout_s: float = Field(
@@ -165,7 +172,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _security_is_consistent(self) -> Settings:
         """Contradictions are errors at start-up; the messages name variables, never values."""
-        for name in ("kafka_sasl_password", "kafka_ssl_key_password", "registry_password"):
+        for name in ("kafka_sasl_password", "kafka_ssl_key_password", "registry_password", "web_token"):
             if getattr(self, name) is not None and getattr(self, f"{name}_file") is not None:
                 raise ValueError(f"set CRM_ERP_{name.upper()} or CRM_ERP_{name.upper()}_FILE, not both")
         if self.kafka_security_protocol == "SASL_SSL" and not (
@@ -180,6 +187,15 @@ class Settings(BaseSettings):
                 raise ValueError(f"set both CRM_ERP_{prefix.upper()}_SSL_CERT_FILE and _SSL_KEY_FILE, or neither")
         if bool(self.registry_username) != bool(self.registry_password or self.registry_password_file):
             raise ValueError("registry basic auth needs CRM_ERP_REGISTRY_USERNAME and a password (or password file)")
+        if (
+            self.registry_username
+            and self.registry_url.startswith("http://")
+            and not self.registry_allow_plain_http_auth
+        ):
+            raise ValueError(
+                "CRM_ERP_REGISTRY_USERNAME over a plain http:// CRM_ERP_REGISTRY_URL would send the password in "
+                "clear text: use https://, or set CRM_ERP_REGISTRY_ALLOW_PLAIN_HTTP_AUTH=true to accept that"
+            )
         return self
 
     def topic(self, name: str) -> str:

@@ -1,21 +1,27 @@
 """The worker's HTTP endpoints: ``/metrics`` (Faust's sensors + the service's), ``/health``, ``/ready``, ``/ops``.
 
-Table contents are never served (``web_tables_enabled=False``): they hold customer data. ``/ops``
-(for people) shows ids, reasons, owners, amounts, ages and masked summaries of the open exceptions and
-drift alerts in this worker's partitions, rendered by ``app.ops.ops_page``.
+Table contents are never served (``web_tables_enabled=False``): they hold customer data, and Faust's
+``/router``, ``/graph`` and stats pages are off. ``/ops`` (for people) shows ids, reasons, owners,
+amounts, ages and masked summaries of the open exceptions and drift alerts in this worker's
+partitions, rendered by ``app.ops.ops_page``. With ``CRM_ERP_WEB_TOKEN`` set, ``/ops`` and
+``/metrics`` answer only requests carrying ``Authorization: Bearer <token>`` (Prometheus scrape
+configs send it with ``authorization: {credentials_file: …}``); ``/health`` and ``/ready`` stay
+open for probes and reveal nothing but states.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import hmac
 import logging
 from typing import Any
 
-from faust.sensors.prometheus import setup_prometheus_sensors
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.web import Request, Response, View
-from prometheus_client import REGISTRY
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from app.client_config import secret
 from app.domain import escalation
 from app.faust_app import app, settings
 from app.ops import metrics, ops_page
@@ -27,8 +33,31 @@ from app.state.tables import exception_ledger, open_alerts
 
 log = logging.getLogger(__name__)
 
-setup_prometheus_sensors(app, pattern="/metrics", registry=REGISTRY, name_prefix="faust")
+# Faust's own sensors on the service's registry (what setup_prometheus_sensors does, without its open page)
+app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(REGISTRY, "faust"))
 cache_labels(app.monitor)
+_token = secret(settings, "web_token")  # read once: a file that changes needs a restart
+
+
+def _denied(view: View, request: Request) -> Response | None:
+    """None when the request may see a guarded page; else the 401 to answer."""
+    if _token is None:
+        return None
+    sent = request.headers.get("Authorization", "").encode()
+    if hmac.compare_digest(sent, f"Bearer {_token}".encode()):
+        return None
+    return view.json({"error": "unauthorized"}, status=401, headers={"WWW-Authenticate": 'Bearer realm="crm-erp-sync"'})
+
+
+@app.page("/metrics")
+class Metrics(View):
+    """Faust's sensors and the service's metrics, in the Prometheus text format."""
+
+    async def get(self, request: Request) -> Response:
+        denied = _denied(self, request)
+        if denied is not None:
+            return denied
+        return self.bytes(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 @app.page("/health")
@@ -73,6 +102,9 @@ class Ops(View):
     """The operations page (HTML, for people): pipeline status, open exceptions, open drift alerts."""
 
     async def get(self, request: Request) -> Response:
+        denied = _denied(self, request)
+        if denied is not None:
+            return denied
         ready = await readiness()
         topic = exception_ledger.changelog_topic_name
         status = ops_page.PipelineStatus(

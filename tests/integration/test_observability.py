@@ -94,3 +94,19 @@ def test_a_missing_catalog_topic_is_named_by_ready_and_the_log_until_it_is_creat
         time.sleep(1)
     assert httpx.get(url, timeout=10).json()["missing_topics"] == []
     assert "every catalog topic exists on the broker now" in worker.log.read_text()
+
+
+def test_with_a_token_ops_and_metrics_need_it_probes_stay_open_and_the_router_is_off(sandbox: Sandbox, worker_factory):
+    sandbox.create_all()
+    worker_factory(CRM_ERP_WEB_TOKEN="s3cret-token")
+    web = f"http://127.0.0.1:{sandbox.settings.web_port}"
+    bearer = {"Authorization": "Bearer s3cret-token"}
+    for page in ("/metrics", "/ops"):
+        assert httpx.get(f"{web}{page}", timeout=10).status_code == 401
+        assert httpx.get(f"{web}{page}", headers={"Authorization": "Bearer wrong"}, timeout=10).status_code == 401
+        assert httpx.get(f"{web}{page}", headers=bearer, timeout=10).status_code == 200
+    assert "crm_erp_sync_events_consumed_total" in httpx.get(f"{web}/metrics", headers=bearer, timeout=10).text
+    assert httpx.get(f"{web}/health", timeout=10).status_code == 200
+    assert httpx.get(f"{web}/ready", timeout=10).status_code in (200, 503)  # a state, not a secret
+    for faust_page in ("/router/", "/graph/", "/table/"):
+        assert httpx.get(f"{web}{faust_page}", headers=bearer, timeout=10).status_code == 404, faust_page

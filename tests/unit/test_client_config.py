@@ -40,6 +40,9 @@ def sasl_settings(certs: tls.SecureFiles, **extra) -> Settings:
     return Settings(**{**fields, **extra})
 
 
+HTTPS = {"registry_url": "https://registry.example:8081/apis/ccompat/v7"}
+
+
 def test_plaintext_is_the_default_and_call_site_options_go_on_top():
     s = Settings(kafka_bootstrap="k:9092")
     assert cc.kafka_config(s) == {"bootstrap.servers": "k:9092", "security.protocol": "PLAINTEXT"}
@@ -66,6 +69,7 @@ def test_sasl_ssl_maps_every_field(certs):
     assert conf == {
         "bootstrap.servers": "broker-1:9094,broker-2:9094",
         "security.protocol": "SASL_SSL",
+        "ssl.endpoint.identification.algorithm": "https",
         "ssl.ca.location": str(certs.ca_cert),
         "sasl.mechanisms": "SCRAM-SHA-512",
         "sasl.username": "svc-sync",
@@ -91,6 +95,7 @@ def test_mutual_tls_maps_certificate_key_and_key_password_file(certs):
     assert conf == {
         "bootstrap.servers": s.kafka_bootstrap,
         "security.protocol": "SSL",
+        "ssl.endpoint.identification.algorithm": "https",
         "ssl.ca.location": str(certs.ca_cert),
         "ssl.certificate.location": str(certs.client_cert),
         "ssl.key.location": str(certs.client_key),
@@ -125,7 +130,9 @@ def test_the_password_file_comes_from_the_environment(certs, tmp_path, monkeypat
 
 
 def test_secrets_are_masked_in_repr_str_and_dumps(certs):
-    s = sasl_settings(certs, registry_username="reg", registry_password=PASSWORD, kafka_ssl_key_password=PASSWORD)
+    s = sasl_settings(
+        certs, registry_username="reg", registry_password=PASSWORD, kafka_ssl_key_password=PASSWORD, **HTTPS
+    )
     for text in (repr(s), str(s), s.model_dump_json(), repr(s.model_dump()), repr(cc.faust_credentials(s))):
         assert PASSWORD not in text
     assert "**********" in repr(s)
@@ -186,12 +193,14 @@ def test_the_security_environment_rebuilds_the_same_settings(certs, monkeypatch)
     assert cc.security_env(Settings(kafka_bootstrap="k:1")) == {
         "CRM_ERP_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
         "CRM_ERP_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+        "CRM_ERP_REGISTRY_ALLOW_PLAIN_HTTP_AUTH": "False",
     }
-    s = sasl_settings(certs, registry_username="reg", registry_password=PASSWORD)
+    s = sasl_settings(certs, registry_username="reg", registry_password=PASSWORD, **HTTPS)
     env = cc.security_env(s)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("CRM_ERP_KAFKA_BOOTSTRAP", s.kafka_bootstrap)
+    monkeypatch.setenv("CRM_ERP_REGISTRY_URL", s.registry_url)
     again = Settings()
     assert cc.kafka_config(again) == cc.kafka_config(s)
     assert cc.registry_config(again) == cc.registry_config(s)
@@ -236,7 +245,9 @@ def test_registry_basic_auth_and_tls_map_to_the_client_config(certs):
 def test_registry_password_file_and_httpx_options(certs, tmp_path):
     secret_file = tmp_path / "registry.password"
     secret_file.write_text(PASSWORD + "\n")
-    s = Settings(registry_username="reg-user", registry_password_file=secret_file, registry_ssl_ca_file=certs.ca_cert)
+    s = Settings(
+        registry_username="reg-user", registry_password_file=secret_file, registry_ssl_ca_file=certs.ca_cert, **HTTPS
+    )
     assert cc.registry_config(s)["basic.auth.user.info"] == f"reg-user:{PASSWORD}"
     kwargs = cc.registry_http(s)
     assert isinstance(kwargs["auth"], httpx.BasicAuth) and isinstance(kwargs["verify"], ssl.SSLContext)
@@ -267,11 +278,12 @@ def test_the_registry_client_sends_the_configured_basic_auth(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         url = f"http://127.0.0.1:{server.server_port}"
-        right = Settings(registry_url=url, registry_username="reg-user", registry_password=PASSWORD)
+        plain = {"registry_allow_plain_http_auth": True}  # a test server without TLS
+        right = Settings(registry_url=url, registry_username="reg-user", registry_password=PASSWORD, **plain)
         assert SchemaRegistryClient(cc.registry_config(right)).get_subjects() == ["orders-value"]
         assert httpx.get(f"{url}/subjects", **cc.registry_http(right)).status_code == 200
 
-        wrong = Settings(registry_url=url, registry_username="reg-user", registry_password="not-" + PASSWORD)
+        wrong = Settings(registry_url=url, registry_username="reg-user", registry_password="not-" + PASSWORD, **plain)
         with pytest.raises(SchemaRegistryError) as exc:
             SchemaRegistryClient(cc.registry_config(wrong, {"max.retries": 0})).get_subjects()
         assert exc.value.http_status_code == 401 and PASSWORD not in f"{exc.value}{exc.value!r}"

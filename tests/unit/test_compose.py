@@ -11,7 +11,7 @@ SERVICES = COMPOSE["services"]
 
 
 def host_ports(service: str) -> dict[int, int]:
-    return {int(h): int(c) for h, c in (p.split(":") for p in SERVICES[service]["ports"])}
+    return {int(p.split(":")[-2]): int(p.split(":")[-1]) for p in SERVICES[service]["ports"]}
 
 
 def test_compose_has_broker_registry_service_and_prometheus():
@@ -28,6 +28,17 @@ def test_host_ports_match_the_local_platform_defaults():
 def test_kafka_advertises_the_default_bootstrap_to_the_host():
     env = SERVICES["kafka"]["environment"]
     assert f"HOST://{Settings().kafka_bootstrap}" in env["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_the_worker_is_published_on_the_hosts_loopback_only_and_guards_ops_and_metrics_with_a_token():
+    worker = SERVICES["worker"]
+    assert all(p.startswith("127.0.0.1:") for p in worker["ports"])
+    assert worker["environment"]["CRM_ERP_WEB_TOKEN_FILE"] == "/run/secrets/web-token"
+    prom = yaml.safe_load((REPO_ROOT / "deploy" / "prometheus.yml").read_text())
+    [job] = prom["scrape_configs"]
+    assert job["authorization"]["credentials_file"] == "/run/secrets/web-token"
+    assert COMPOSE["secrets"]["web-token"]["file"] == "./deploy/local-web-token"
+    assert {"web-token"} <= set(worker["secrets"]) and {"web-token"} <= set(SERVICES["prometheus"]["secrets"])
 
 
 def test_service_environment_names_only_real_settings():

@@ -53,15 +53,17 @@ def service_series() -> set[str]:
 
 
 def faust_prefix() -> str:
-    """The ``name_prefix`` app/ops/web.py hands to ``setup_prometheus_sensors`` (normalised as Faust does)."""
+    """The name prefix app/ops/web.py hands to ``FaustMetrics.create`` (normalised as Faust does)."""
     tree = ast.parse((REPO_ROOT / "app" / "ops" / "web.py").read_text())
     calls = [
         node
         for node in ast.walk(tree)
-        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "setup_prometheus_sensors"
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "attr", None) == "create"
+        and getattr(node.func.value, "id", None) == "FaustMetrics"
     ]
-    assert len(calls) == 1, "app/ops/web.py should set up Faust's Prometheus sensors once"
-    prefix = next(k.value.value for k in calls[0].keywords if k.arg == "name_prefix")
+    assert len(calls) == 1, "app/ops/web.py should create Faust's Prometheus metrics once"
+    prefix = calls[0].args[1].value
     return prefix.replace("-", "_").replace(".", "_")
 
 
