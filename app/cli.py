@@ -238,7 +238,7 @@ def _exceptions(args: argparse.Namespace) -> int:
         if args.action == "list":
             entries, bad = ops.list_entries(s, args.reason, args.severity, _ms(args.since), args.open)
             if args.json:
-                print(json.dumps([e.to_json(now_ms) for e in entries], indent=2))
+                print(json.dumps([e.to_json(now_ms, raw=args.raw) for e in entries], indent=2))
             else:
                 print(ledger.render_table(entries, now_ms), end="")
             if bad:
@@ -249,8 +249,8 @@ def _exceptions(args: argparse.Namespace) -> int:
             if entry is None:
                 print(f"crm-erp-sync exceptions show: {args.id!r} is not in the exception ledger", file=sys.stderr)
                 return 1
-            text = json.dumps(entry.to_json(now_ms), indent=2) + "\n" if args.json else None
-            print(text or ledger.render_detail(entry, now_ms), end="")
+            text = json.dumps(entry.to_json(now_ms, raw=args.raw), indent=2) + "\n" if args.json else None
+            print(text or ledger.render_detail(entry, now_ms, raw=args.raw), end="")
             return 0
         operator = _operator(args.operator)
         ops.resolve(s, args.id, operator, args.note)
@@ -386,9 +386,11 @@ def build_parser() -> argparse.ArgumentParser:
     exc_list.add_argument("--since", type=instant, help="only exceptions raised at or after this ISO date/datetime")
     exc_list.add_argument("--open", action="store_true", help="only exceptions not RESOLVED")
     exc_list.add_argument("--json", action="store_true", help="print the list as JSON instead of a table")
+    exc_list.add_argument("--raw", action="store_true", help="--json: the original payloads unmasked (personal data)")
     exc_show = exc_sub.add_parser("show", help="one exception's full context")
     exc_show.add_argument("id", help="the exception id")
     exc_show.add_argument("--json", action="store_true", help="print it as JSON")
+    exc_show.add_argument("--raw", action="store_true", help="the original key, value and headers unmasked")
     exc_resolve = exc_sub.add_parser("resolve", help="close an open exception by hand (MANUAL), with an audit record")
     exc_resolve.add_argument("id", help="the exception id")
     exc_resolve.add_argument("--note", required=True, help="why it is resolved (no personal data)")

@@ -25,6 +25,7 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
+from app.domain.masking import mask_text
 from app.domain.outputs import AUDIT, RESOLUTION, Output
 
 TABLE = "exception-ledger"
@@ -97,7 +98,9 @@ class Entry:
     def age_ms(self, now_ms: int) -> int | None:
         return None if self.raised_at_ms is None else max(0, now_ms - self.raised_at_ms)
 
-    def to_json(self, now_ms: int) -> dict[str, Any]:
+    def to_json(self, now_ms: int, raw: bool = False) -> dict[str, Any]:
+        """The entry for ``--json``; the original value is withheld (null) and the key and headers
+        masked unless ``raw``: a payload may hold personal data."""
         age = self.age_ms(now_ms)
         return {
             "exception_id": self.exception_id,
@@ -113,9 +116,10 @@ class Entry:
             "sla_minutes": self.sla_minutes,
             "detail": self.detail,
             "lineage": self.lineage,
-            "original_key": _b64(self.original_key),
-            "original_value": _b64(self.original_value),
-            "original_headers": self.original_headers,
+            "original_key": _b64(self.original_key) if raw else _masked_key(self.original_key),
+            "original_value": _b64(self.original_value) if raw else None,
+            "original_value_bytes": None if self.original_value is None else len(self.original_value),
+            "original_headers": self.original_headers if raw else _masked_headers(self.original_headers),
             "raised_at": iso(self.raised_at_ms),
             "age_seconds": None if age is None else age // 1000,
             "replay_of": self.replay_of,
@@ -329,7 +333,22 @@ def render_table(entries: list[Entry], now_ms: int) -> str:
     return "\n".join([*grid(rows, right={6, 8}), f"{len(entries)} exception(s), {open_count} not resolved"]) + "\n"
 
 
-def render_detail(e: Entry, now_ms: int) -> str:
+def _masked_key(key: bytes | None) -> str | None:
+    return None if key is None else mask_text(show_bytes(key))
+
+
+def _masked_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {k: mask_text(v) for k, v in headers.items()}
+
+
+def _withheld(value: bytes | None) -> str:
+    if value is None:
+        return "(null)"
+    return f"({len(value)} bytes) withheld: it may hold personal data (--raw shows it)"
+
+
+def render_detail(e: Entry, now_ms: int, raw: bool = False) -> str:
+    """The detail view; the original value is withheld and the key and headers masked unless ``raw``."""
     out = [
         f"exception      {e.exception_id}",
         f"status         {e.status}",
@@ -345,10 +364,13 @@ def render_detail(e: Entry, now_ms: int) -> str:
         f"detail         {e.detail or '-'}",
         "lineage",
         *(f"  {k}: {_plain(v)}" for k, v in e.lineage.items()),
-        f"original key   {show_bytes(e.original_key)}",
-        f"original value {show_bytes(e.original_value)}",
+        f"original key   {show_bytes(e.original_key) if raw else mask_text(show_bytes(e.original_key))}",
+        f"original value {show_bytes(e.original_value) if raw else _withheld(e.original_value)}",
         "original headers" + ("" if e.original_headers else " (none)"),
-        *(f"  {k}: {v}" for k, v in sorted(e.original_headers.items())),
+        *(
+            f"  {k}: {v}"
+            for k, v in sorted((e.original_headers if raw else _masked_headers(e.original_headers)).items())
+        ),
         "resolution" + ("" if e.resolution else " (none)"),
         *(f"  {k}: {_plain(v)}" for k, v in (e.resolution or {}).items()),
         "escalation" + ("" if e.escalation else " (none)"),

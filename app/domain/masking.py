@@ -8,7 +8,9 @@ What is recognised:
 * e-mail addresses (``j***@example.com``: the domain stays, it is rarely personal and helps triage);
 * phone numbers in international (``+49 30 1234567``) or bracketed (``(030) 1234567``) form;
 * the value of a personal field in a ``key: value`` / ``'key': 'value'`` / ``key=value`` rendering
-  of a record, as decoder and validation errors print them (names, e-mail, phone, address parts).
+  of a record, as decoder and validation errors print them (names, e-mail, phone, address parts);
+* every ``input_value=…`` of a pydantic validation error: it is the raw input of whatever field
+  failed, personal or not, and the field name is on another line.
 
 Free text that names a person without any of these shapes is not recognised; that is why details
 are built from ids and reason codes, never from field values.
@@ -58,6 +60,10 @@ _FIELD = re.compile(
 )
 
 
+# pydantic: "[type=int_type, input_value='Janie Doe', input_type=str]" (a quoted string, or up to the next comma)
+_INPUT_VALUE = re.compile(r"""(\binput_value=)(?:(['"])(?:\\.|(?!\2).)*\2|[^,\]\n]+)""")
+
+
 def personal(field: str) -> bool:
     """True for a field that holds personal data (also its billing_/shipping_ address variants)."""
     f = field.lower()
@@ -68,6 +74,7 @@ def mask_text(text: str) -> str:
     """``text`` with e-mail addresses, phone numbers and personal field values masked."""
     if not text:
         return text
+    text = _INPUT_VALUE.sub(lambda m: f"{m[1]}{MASK}", text)
     text = _PHONE.sub(MASK, text)
     text = _EMAIL.sub(lambda m: f"{m[1]}{MASK}@{m[2]}", text)
     return _FIELD.sub(lambda m: f"{m['k']}{m['q'] or ''}{MASK}{m['q'] or ''}", text)

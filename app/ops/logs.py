@@ -2,8 +2,9 @@
 
 The guard sets the context of the event being handled (correlation id, source coordinates) for
 the duration of its handler, and every line logged meanwhile carries it, so a log search by deal
-id finds the deal's commands, exceptions and alerts. Messages pass through ``mask_text``: logs
-never hold personal data.
+id finds the deal's commands, exceptions and alerts. Messages, tracebacks and stack traces pass
+through ``mask_text`` in the formatters: logs never hold personal data, not even in the text of
+an exception that quotes a record.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
 
 from app.domain.masking import mask_text
 
@@ -45,16 +48,37 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class _Masking:
+    """Masks what a formatter adds besides the message: the traceback and the stack."""
+
+    def formatException(self, ei) -> str:
+        return mask_text(super().formatException(ei))  # type: ignore[misc]
+
+    def formatStack(self, stack_info: str) -> str:
+        return mask_text(super().formatStack(stack_info))  # type: ignore[misc]
+
+
+class MaskingJsonFormatter(_Masking, JsonFormatter):
+    """One JSON object per line, personal data masked in the traceback too."""
+
+
+class MaskingTextFormatter(_Masking, logging.Formatter):
+    """Plain lines, personal data masked in the traceback too."""
+
+
 def logging_config(level: str | int, fmt: str) -> dict[str, Any]:
     """A ``logging.config.dictConfig`` for the worker: JSON (``fmt="json"``) or plain text lines."""
     formatters = {
         "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
+            "()": MaskingJsonFormatter,
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
             "rename_fields": {"asctime": "ts", "levelname": "level", "name": "logger"},
             "timestamp": False,
         },
-        "text": {"format": "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"},
+        "text": {
+            "()": MaskingTextFormatter,
+            "fmt": "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s",
+        },
     }
     if fmt not in formatters:
         raise ValueError(f"CRM_ERP_LOG_FORMAT must be json or text, not {fmt!r}")

@@ -62,3 +62,31 @@ def test_the_registry_clients_request_lines_stay_out_of_the_log_but_their_warnin
         ("httpx", "connection reset"),
         ("httpx2", "connection reset"),
     ]
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_a_logged_traceback_is_masked_too_pydantic_input_values_included(fmt, capsys):
+    from pydantic import BaseModel
+
+    class Contact(BaseModel):
+        age: int
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    logging.config.dictConfig(logs.logging_config("info", fmt))
+    try:
+        email, phone, name = "janie.doe" + "@example.com", "+49 30 " + "1234567", "Janie" + " Doe"
+        try:
+            raise ValueError(f"could not reach {email} or {phone}")
+        except ValueError:
+            logging.getLogger("app.agents.crm_ingest").exception("handling failed")
+        try:
+            Contact(age=name)
+        except ValueError:
+            logging.getLogger("app.agents.crm_ingest").exception("validation failed")
+    finally:
+        root.handlers[:], root.level = saved
+    out = capsys.readouterr().out
+    assert "Traceback" in out and "handling failed" in out and "validation failed" in out
+    assert "janie.doe" not in out and "1234567" not in out and "Janie Doe" not in out, out
+    assert "j***@example.com" in out and "input_value=***" in out

@@ -162,7 +162,7 @@ def test_table_shows_one_line_per_exception_with_amount_age_and_escalation():
 def test_detail_decodes_printable_bytes_as_text_and_the_rest_as_hex_with_an_avro_key_id():
     resolution = {"resolved_at": "2024-06-01T01:00:00+00:00", "resolved_by": "ana", "resolution": "MANUAL"}
     e = L.parse_entry(b"k", row(status="RESOLVED", resolution=resolution))
-    text = L.render_detail(e, NOW_MS)
+    text = L.render_detail(e, NOW_MS, raw=True)
     assert f"original key   ({len(AVRO_KEY)} bytes, hex) {AVRO_KEY.hex()} [avro key id: opp-1]" in text
     assert "original value (7 bytes, hex) 0000000009fffe" in text
     assert "  traceparent: 00-abc-01" in text and "  source_position: lsn:42" in text
@@ -172,9 +172,28 @@ def test_detail_decodes_printable_bytes_as_text_and_the_rest_as_hex_with_an_avro
     assert "original key   (5 bytes, utf-8) opp-1" in L.render_detail(plain, NOW_MS)
 
 
+def test_payloads_are_withheld_and_masked_unless_raw_is_asked_for():
+    """Review item 8: ``exceptions show`` printed a quarantined payload, personal data and all."""
+    payload = b"{'email': 'janie.doe@example.com', 'name': 'Janie Doe'}"
+    personal = exception_json(
+        original_key=base64.b64encode(b"opp-1").decode(),
+        original_value=base64.b64encode(payload).decode(),
+        original_headers={"x-detail": "contact janie.doe@example.com"},
+    )
+    e = L.parse_entry(b"k", row(personal))
+    for shown in (L.render_detail(e, NOW_MS), json.dumps(e.to_json(NOW_MS))):
+        assert "janie.doe" not in shown and "Janie Doe" not in shown and "amFuaWU" not in shown, shown
+    withheld = f"original value ({len(payload)} bytes) withheld: it may hold personal data (--raw shows it)"
+    assert withheld in L.render_detail(e, NOW_MS)
+    assert "original key   (5 bytes, utf-8) opp-1" in L.render_detail(e, NOW_MS)  # ids stay readable
+    assert e.to_json(NOW_MS)["original_value_bytes"] == len(payload)
+    assert "Janie Doe" in L.render_detail(e, NOW_MS, raw=True)
+    assert base64.b64decode(e.to_json(NOW_MS, raw=True)["original_value"]).startswith(b"{'email'")
+
+
 def test_json_form_keeps_bytes_base64_and_adds_age_and_escalated():
     e = L.parse_entry(b"k", row())
-    j = e.to_json(NOW_MS)
+    j = e.to_json(NOW_MS, raw=True)
     assert base64.b64decode(j["original_key"]) == AVRO_KEY and j["amount_at_risk"] == "1250.50"
     assert j["raised_at"] == "2024-06-01T00:00:00+00:00" and j["age_seconds"] == 9000 and j["escalated"] is False
     json.dumps(j)  # serialisable as is
