@@ -74,6 +74,7 @@ class Producer(faust_aiokafka.Producer):
         self._reports: list[_Report] = []  # filled by rd.poll's callbacks, taken by _settle
         self._outstanding: set[asyncio.Future] = set()  # sent, no delivery report yet
         self._failed: list[ProducerSendError] = []  # deliveries that failed: every later flush raises
+        self._owned: set[asyncio.Future] = set()  # sends whose caller awaits and handles their failure
         self._server = asyncio.create_task(self._serve_reports(), name="rdkafka-deliveries")
 
     async def on_stop(self) -> None:
@@ -109,9 +110,11 @@ class Producer(faust_aiokafka.Producer):
         """Settle each report's future. Whatever goes wrong with one report (a failed delivery, or
         an offset callback that raises) fails that send alone: the others settle, and the next
         flush raises, so the commit fails rather than hang or pass the message."""
-        outstanding = self._outstanding
+        outstanding, owned = self._outstanding, self._owned
         for fut, on_offset, err, msg in reports:
             outstanding.discard(fut)
+            handled_by_caller = fut in owned
+            owned.discard(fut)
             if fut.done():
                 continue
             try:
@@ -126,6 +129,9 @@ class Producer(faust_aiokafka.Producer):
                     fut.set_result(None)
             except Exception as exc:
                 error = exc if isinstance(exc, ProducerSendError) else _report_error(msg.topic(), exc)
+                if handled_by_caller:  # it falls back on its own: the producer stays usable
+                    fut.set_exception(error)
+                    continue
                 self._failed.append(error)
                 fut.set_exception(error)
                 fut.exception()  # retrieved: flush() reports it, for sends nobody awaits too
@@ -190,6 +196,18 @@ class Producer(faust_aiokafka.Producer):
         self._outstanding.add(fut)
         return fut
 
+    async def produce_owned(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]] | None
+    ) -> asyncio.Future:
+        """A send whose caller awaits the returned delivery future and handles its failure itself (the
+        quarantine path, which falls back to a smaller record): a failed delivery fails that future
+        only, never every later flush. Raises at once what librdkafka refuses synchronously."""
+        if self._rd is None:
+            return await self.send(topic, key, value, None, None, headers)
+        fut = await self._produce(topic, key, value, None, 0, headers)
+        self._owned.add(fut)
+        return fut
+
     def produce_now(
         self, topic: str, key: bytes, value: bytes | None, partition: int, on_offset: Callable[[int], None]
     ) -> bool:
@@ -240,6 +258,7 @@ def _send_error(topic: str, err: confluent_kafka.KafkaError) -> ProducerSendErro
     cause = aiokafka.errors.for_code(err.code()) if err.code() > 0 else aiokafka.errors.KafkaError
     exc = ProducerSendError(f"Error while sending to {topic}: {err}")
     exc.__cause__ = cause(err.str())
+    exc.code = err.code()  # type: ignore[attr-defined] - what tells a permanent refusal from an outage
     return exc
 
 

@@ -21,6 +21,7 @@ import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from aiokafka.errors import MessageSizeTooLargeError
 from faust.exceptions import PartitionsMismatch, ProducerSendError
@@ -32,13 +33,14 @@ from app.domain import retries
 from app.domain.errors import ReasonCode, SyncError, TransientError
 from app.domain.outputs import EXCEPTION, Output
 from app.faust_app import app, settings
-from app.ops import logs, metrics
+from app.ops import blocked, logs, metrics
 
 log = logging.getLogger(__name__)
 
 BACKOFF_START_S = 0.2
-# what a quarantine may copy of a message: the producer's request limit, less room for headers and the record
-COPY_LIMIT = app.conf.producer_max_request_size - 64 * 1024
+# the largest record a quarantine or a retry tier may write: the producer's request limit, less room
+# for the batch around it
+COPY_LIMIT = app.conf.producer_max_request_size - 16 * 1024
 BACKOFF_MAX_S = 30.0
 TIERS = retries.parse_tiers(settings.retry_delays)
 _unknown = [t for t, _ in TIERS if f"sync.retry.{t}" not in {s.name for s in default_catalog()}]
@@ -69,40 +71,123 @@ async def until_sent(send: Callable[[], Awaitable[object]], what: str) -> None:
             delay = min(delay * 2, BACKOFF_MAX_S)
 
 
-async def quarantine(event: EventT, reason: str, detail: str, correlation_id: str | None = None) -> None:
+# broker error codes that a retry cannot fix: corrupt or invalid record, message or batch too large,
+# invalid topic, required acks, topic or cluster authorization, message format
+PERMANENT_CODES = frozenset({2, 10, 17, 18, 21, 29, 31, 43, 87})
+
+
+def permanent(exc: BaseException) -> bool:
+    """True for a send the broker (or librdkafka) refuses for good."""
+    code = getattr(exc, "code", None)
+    cause = exc.__cause__
+    return code in PERMANENT_CODES or getattr(cause, "errno", None) in PERMANENT_CODES
+
+
+@dataclass(frozen=True, slots=True)
+class _Copies:
+    """A quarantine's two records: the dead letter and the exception record."""
+
+    key: bytes | None
+    value: bytes | None
+    dead_headers: list[tuple[str, bytes]]
+    exception: Output
+
+
+def _full_copies(event: EventT, reason: str, detail: str, correlation_id: str | None, now: dt.datetime) -> _Copies:
     msg = event.message
     coords = retries.Coordinates(msg.topic, msg.partition, msg.offset)
-    headers = headers_of(event)
-    now = dt.datetime.now(dt.UTC)
-    key, value, dropped = retries.within_limit(msg.key, msg.value, COPY_LIMIT)
-    if dropped is not None:
-        detail = f"{detail} [not copied: {dropped} bytes; the original stays at {coords.label}]"
-    record = retries.exception_record(coords, reason, detail, key, value, headers, correlation_id, now)
-    log.error(
-        "quarantined %s[%s]@%s: %s %s",
-        *(msg.topic, msg.partition, msg.offset, reason, detail[:300]),
-        extra={"reason_code": str(reason), "exception_id": record["exception_id"]},
-    )
-    dead = retries.dead_letter_headers(headers, coords, reason, detail, record["exception_id"], now)
-    if dropped is not None:
-        dead.append(("x-payload-dropped", str(dropped).encode()))
+    plan = retries.copy_plan(msg.key, msg.value, headers_of(event), COPY_LIMIT)
+    if plan.dropped_bytes is not None:
+        detail = f"{detail} [not copied: {plan.dropped_bytes} bytes; the original stays at {coords.label}]"
+    if plan.dropped_header_bytes is not None:
+        detail = f"{detail} [original headers not copied: {plan.dropped_header_bytes} bytes]"
+    record = retries.exception_record(coords, reason, detail, plan.key, plan.value, plan.headers, correlation_id, now)
+    dead = retries.dead_letter_headers(plan.headers, coords, reason, detail, record["exception_id"], now)
+    if plan.dropped_bytes is not None:
+        dead.append(("x-payload-dropped", str(plan.dropped_bytes).encode()))
     exception = Output("sync.exceptions", correlation_id or coords.label, EXCEPTION, record)
+    return _Copies(plan.key, plan.value, dead, exception)
 
-    async def send() -> None:
-        ready = await outputs.prepare([exception])
-        await outputs.topic("sync.dead-letter").send(key=key, value=value, headers=dead)
-        await outputs.send(ready)
 
-    await until_sent(send, "quarantine")
-    metrics.quarantined.labels(reason=reason).inc()
+def _minimal_copies(event: EventT, reason: str, detail: str, correlation_id: str | None, now: dt.datetime) -> _Copies:
+    """Coordinates and reason only: nothing of the message that could make the records fail again."""
+    msg = event.message
+    coords = retries.Coordinates(msg.topic, msg.partition, msg.offset)
+    detail = f"{reason}: {detail}"[:500] + f" [only coordinates kept; the original stays at {coords.label}]"
+    failed = ReasonCode.QUARANTINE_FAILED
+    record = retries.exception_record(coords, failed, detail, None, None, [], correlation_id, now)
+    dead = retries.dead_letter_headers([], coords, failed, detail, record["exception_id"], now)
+    return _Copies(None, None, dead, Output("sync.exceptions", correlation_id or coords.label, EXCEPTION, record))
+
+
+async def _deliver(topic_name: str, key: bytes | None, value: bytes | None, headers: list | None) -> None:
+    """Send and wait for the delivery; a failure is raised here and does not fail the worker's flush."""
+    await (await app.producer.produce_owned(topic_name, key, value, headers or None))
+
+
+async def _send_copies(c: _Copies) -> None:
+    [ready] = await outputs.prepare([c.exception])
+    await _deliver(settings.topic("sync.dead-letter"), c.key, c.value, c.dead_headers)
+    await _deliver(ready.topic.get_topic_name(), ready.key, ready.value, ready.headers)
+
+
+async def quarantine(event: EventT, reason: str, detail: str, correlation_id: str | None = None) -> None:
+    """Dead-letter the message and raise its exception record; returns once both are on the broker.
+
+    Never raises. If the full records cannot be built (a hostile header, say) or the broker refuses
+    them for good, minimal records with the coordinates and ``QUARANTINE_FAILED`` take their place.
+    If even those are refused for good, the partition stops here, said by the log, ``/ready`` and
+    ``crm_erp_sync_quarantine_blocked``, and they are retried until they go through."""
+    msg = event.message
+    label = f"{msg.topic}/{msg.partition}/{msg.offset}"
+    now = dt.datetime.now(dt.UTC)
+    attempts = []
+    try:
+        attempts.append(_full_copies(event, reason, detail, correlation_id, now))
+    except Exception as exc:
+        log.error("quarantine of %s: the full record could not be built (%r); keeping only its coordinates", label, exc)
+    attempts.append(_minimal_copies(event, reason, detail, correlation_id, now))
+    for i, copies in enumerate(attempts):
+        last = i == len(attempts) - 1
+        delay = BACKOFF_START_S
+        while True:
+            try:
+                await _send_copies(copies)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if permanent(exc) or not isinstance(exc, (TransientError, ProducerSendError)):
+                    if not last:
+                        log.error("quarantine of %s refused for good (%r); sending its coordinates only", label, exc)
+                        break
+                    blocked.hold(label, f"{type(exc).__name__}: {exc}")
+                    log.critical("quarantine of %s cannot be written (%r): the partition waits here", label, exc)
+                else:
+                    log.warning("quarantine of %s failed (%r); retrying in %.1fs", label, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX_S)
+                continue
+            blocked.release(label)
+            record = copies.exception.value
+            log.error(
+                "quarantined %s: %s %s",
+                label,
+                record["reason_code"],
+                record["detail"][:300],
+                extra={"reason_code": record["reason_code"], "exception_id": record["exception_id"]},
+            )
+            metrics.quarantined.labels(reason=record["reason_code"]).inc()
+            return
 
 
 async def _to_retry_tier(event: EventT, exc: SyncError) -> bool:
-    """Hand the message to its next retry tier; False when every tier has been tried."""
+    """Hand the message to its next retry tier; False when every tier has been tried, or when the
+    message is too large for a tier to carry whole (it is quarantined by its coordinates instead)."""
     msg = event.message
-    if retries.within_limit(msg.key, msg.value, COPY_LIMIT)[2] is not None:
-        return False  # too large to copy to a tier: quarantined (by its coordinates) instead
     headers = headers_of(event)
+    plan = retries.copy_plan(msg.key, msg.value, headers, COPY_LIMIT)
+    if plan.dropped_bytes is not None or plan.dropped_header_bytes is not None:
+        return False
     step = retries.next_step(headers, TIERS, msg.topic, time.time())
     if step is None:
         return False

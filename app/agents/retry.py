@@ -9,16 +9,28 @@ holding the group up. The main flows never wait for a retry.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 
 from app.agents import outputs
 from app.agents.guard import TIERS, guarded, headers_of, until_sent
+from app.catalog import default_catalog
 from app.domain import retries
-from app.domain.errors import ReasonCode, SyncError
 from app.faust_app import app, settings
 from app.ops import metrics
 
 STEP_S = 0.5
+# catalog topics the domain re-sends through the tiers (a create after a retryable ERP rejection)
+RESENDABLE = {name: settings.topic(name) for name in ("erp.commands.sales-order",)}
+
+
+@functools.cache
+def consumed() -> frozenset[str]:
+    """The catalog topics this worker's agents read, retry tiers excluded: where a due message may
+    return. Computed on first use, once every agent exists."""
+    catalog = {settings.topic(s.name) for s in default_catalog() if not s.name.startswith("sync.retry.")}
+    channels = {name for agent in app.agents.values() for name in getattr(agent.channel, "topics", ())}
+    return frozenset(catalog & channels)
 
 
 def _retry_agent(tier: str):
@@ -28,12 +40,8 @@ def _retry_agent(tier: str):
     async def hold(event) -> None:
         msg = event.message
         headers = headers_of(event)
-        due_ms = int(retries.header(headers, "x-retry-due-ms") or 0)
-        target = retries.header(headers, "x-retry-target")
-        if target is None and (catalog := retries.header(headers, "x-retry-target-catalog")):
-            target = settings.topic(catalog)  # a command the domain re-sends (retryable ERP rejection)
-        if target is None:
-            raise SyncError(ReasonCode.UNEXPECTED_ERROR, f"retry tier {tier}: no x-retry-target header")
+        due_ms = retries.header_int(headers, "x-retry-due-ms") or 0
+        target = retries.retry_target(headers, consumed(), RESENDABLE)  # BAD_CONTROL_HEADER: quarantined
         while (remaining := due_ms / 1000 - time.time()) > 0 and not (app.rebalancing or app.should_stop):
             await asyncio.sleep(min(remaining, STEP_S))
         destination = topic if time.time() * 1000 < due_ms else outputs.raw_topic(target)

@@ -16,6 +16,7 @@ class ReasonCode(StrEnum):
     AVRO_DECODE_ERROR = "AVRO_DECODE_ERROR"
     SCHEMA_MISMATCH = "SCHEMA_MISMATCH"
     NOT_A_CDC_EVENT = "NOT_A_CDC_EVENT"
+    BAD_CONTROL_HEADER = "BAD_CONTROL_HEADER"  # a service header (x-retry-*, x-replay-*) the service did not write
     # a CDC row the declarative mapping cannot turn into canonical fields
     MAPPING_ERROR = "MAPPING_ERROR"
     # infrastructure that may recover by itself: retried
@@ -48,6 +49,8 @@ class ReasonCode(StrEnum):
     MESSAGE_TOO_LARGE = "MESSAGE_TOO_LARGE"
     # a bug or an input shape nobody foresaw: quarantined with the error summary
     UNEXPECTED_ERROR = "UNEXPECTED_ERROR"
+    # the full quarantine record could not be built or sent: a minimal one (coordinates, reason) took its place
+    QUARANTINE_FAILED = "QUARANTINE_FAILED"
 
 
 class SyncError(Exception):

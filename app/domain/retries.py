@@ -11,6 +11,11 @@ Header conventions (all values UTF-8):
 * replay (set by ``crm-erp-sync replay``): ``x-replay-id``, ``x-replay-of``, ``x-replay-count``,
   ``x-replay-operator``.
 
+Whoever can write a source topic can put any header on it, so none of these is trusted: numbers are
+parsed defensively (``header_int``), the topic a retry returns to is the one the message failed in
+(never an incoming ``x-retry-target``), and the retry agents send only to topics this worker
+consumes (``retry_target``).
+
 No Faust, no I/O.
 """
 
@@ -20,14 +25,22 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from app.domain.errors import ReasonCode
+from app.domain.errors import ReasonCode, SyncError
 from app.domain.masking import mask_text
 from app.domain.taxonomy import classify
 
 Headers = list[tuple[str, bytes]]
 _QUARANTINE = ("x-reason", "x-detail", "x-source-topic", "x-source-partition", "x-source-offset")
 SERVICE_HEADERS = frozenset(
-    {*_QUARANTINE, "x-quarantined-at", "x-exception-id", "x-retry-attempt", "x-retry-due-ms", "x-retry-target"}
+    {
+        *_QUARANTINE,
+        "x-quarantined-at",
+        "x-exception-id",
+        "x-retry-attempt",
+        "x-retry-due-ms",
+        "x-retry-target",
+        "x-retry-target-catalog",
+    }
 )
 
 
@@ -60,13 +73,23 @@ def header(headers: Headers, name: str) -> str | None:
     return None
 
 
+def header_int(headers: Headers, name: str) -> int | None:
+    """A numeric header, or None when it is absent or not a non-negative integer (it may be forged)."""
+    text = header(headers, name)
+    if text is None or not text.strip().isdigit() or len(text.strip()) > 18:
+        return None
+    return int(text)
+
+
 def _without(headers: Headers, names: frozenset[str] | tuple[str, ...]) -> Headers:
     return [(k, v) for k, v in headers if k not in names]
 
 
 def next_step(headers: Headers, tiers: list[tuple[str, float]], topic: str, now_s: float) -> tuple[str, Headers] | None:
-    """The next tier and the headers the message travels with; None once every tier was tried."""
-    attempt = int(header(headers, "x-retry-attempt") or 0)
+    """The next tier and the headers the message travels with; None once every tier was tried.
+
+    ``topic`` is where the message failed: it returns there and nowhere else."""
+    attempt = header_int(headers, "x-retry-attempt") or 0
     if attempt >= len(tiers):
         return None
     tier, delay = tiers[attempt]
@@ -75,8 +98,26 @@ def next_step(headers: Headers, tiers: list[tuple[str, float]], topic: str, now_
         *kept,
         ("x-retry-attempt", str(attempt + 1).encode()),
         ("x-retry-due-ms", str(int((now_s + delay) * 1000)).encode()),
-        ("x-retry-target", (header(headers, "x-retry-target") or topic).encode()),
+        ("x-retry-target", topic.encode()),
     ]
+
+
+def retry_target(headers: Headers, consumed: frozenset[str], resendable: dict[str, str]) -> str:
+    """The full topic name a retry tier sends a due message to: ``x-retry-target`` when it is a
+    topic this worker consumes, else ``x-retry-target-catalog`` when it names a topic the domain
+    re-sends through the tiers (``resendable``: catalog name → full name). Anything else is a
+    header the service did not write: BAD_CONTROL_HEADER."""
+    target = header(headers, "x-retry-target")
+    if target is not None:
+        if target in consumed:
+            return target
+        raise SyncError(
+            ReasonCode.BAD_CONTROL_HEADER, f"x-retry-target {target[:200]!r} is not a topic this worker reads"
+        )
+    catalog = header(headers, "x-retry-target-catalog")
+    if catalog is not None and catalog in resendable:
+        return resendable[catalog]
+    raise SyncError(ReasonCode.BAD_CONTROL_HEADER, f"no usable retry target (x-retry-target-catalog {catalog!r})")
 
 
 def reason_headers(coords: Coordinates, reason: str, detail: str) -> Headers:
@@ -104,15 +145,42 @@ def dead_letter_headers(
     return out
 
 
-def within_limit(key: bytes | None, value: bytes | None, limit: int) -> tuple[bytes | None, bytes | None, int | None]:
-    """The key and value a quarantine may copy, and the size dropped (None when all of it fits).
+# what a copy adds besides the original's key, value and headers: the service's own headers, the
+# exception record's other fields (detail ≤ 2 000 characters, lineage, ids)
+RECORD_OVERHEAD = 8 * 1024
 
-    A message the broker accepted can still be larger than the service's producer may send: its copy
-    would fail for good, so the value (and a huge key) stays only at its source coordinates."""
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """What the copies of a message (dead letter, exception record, its ledger row, a retry tier) may
+    carry, and what had to stay behind at the source coordinates."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    dropped_bytes: int | None  # key/value bytes left at the source (None: all copied)
+    dropped_header_bytes: int | None  # original header bytes left at the source (None: all copied)
+
+
+def headers_size(headers: Headers) -> int:
+    return sum(len(k.encode()) + len(v or b"") for k, v in headers)
+
+
+def copy_plan(key: bytes | None, value: bytes | None, headers: Headers, limit: int) -> Copy:
+    """Size every derived record before it is sent, so none can be refused for its size.
+
+    The largest copy is the exception ledger's row: key and value base64-encoded (4/3 of their size), the
+    original headers, and the record's own fields. A message the broker accepted can still be too
+    large for that: its headers go first (beyond an eighth of the limit), then its value (and a huge
+    key), which stay only at their source coordinates."""
+    kept, dropped_headers = headers, None
+    if headers_size(headers) > limit // 8:
+        kept, dropped_headers = [], headers_size(headers)
+    budget = max(0, (limit - headers_size(kept) - RECORD_OVERHEAD) * 3 // 4)
     size = len(key or b"") + len(value or b"")
-    if size <= limit:
-        return key, value, None
-    return (key if len(key or b"") <= limit // 4 else None), None, size
+    if size <= budget:
+        return Copy(key, value, kept, None, dropped_headers)
+    return Copy(key if len(key or b"") <= budget // 4 else None, None, kept, size, dropped_headers)
 
 
 def exception_record(
@@ -127,7 +195,7 @@ def exception_record(
 ) -> dict[str, Any]:
     """The ``ExceptionRecord`` (JSON-mode values) of a quarantined message, original bytes included."""
     c = classify(ReasonCode(reason))
-    replay_count = int(header(headers, "x-replay-count") or 0)
+    replay_count = header_int(headers, "x-replay-count") or 0
     return {
         "exception_id": f"dlq:{coords.label}",
         "reason_code": str(reason),

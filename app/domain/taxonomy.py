@@ -54,6 +54,7 @@ TAXONOMY: dict[R, Classification] = {
     R.AVRO_DECODE_ERROR: Classification(T.POISON_INPUT, S.HIGH, "integration-platform", 4 * 60),
     R.SCHEMA_MISMATCH: Classification(T.CONTRACT_SCHEMA, S.HIGH, "integration-platform", 4 * 60),
     R.NOT_A_CDC_EVENT: Classification(T.POISON_INPUT, S.MEDIUM, "integration-platform", _DAY),
+    R.BAD_CONTROL_HEADER: Classification(T.POISON_INPUT, S.CRITICAL, "integration-platform", 60),
     R.MAPPING_ERROR: Classification(T.MAPPING, S.HIGH, "integration-platform", 4 * 60),
     R.REGISTRY_UNAVAILABLE: Classification(T.TRANSIENT_INFRASTRUCTURE, S.HIGH, "integration-platform", 30),
     R.BROKER_METADATA: Classification(T.TRANSIENT_INFRASTRUCTURE, S.HIGH, "integration-platform", 30),
@@ -78,6 +79,7 @@ TAXONOMY: dict[R, Classification] = {
     R.TRUNCATE_NOT_APPLIED: Classification(T.DATA_VALIDATION, S.CRITICAL, "crm-platform", 60),
     R.MESSAGE_TOO_LARGE: Classification(T.POISON_INPUT, S.HIGH, "integration-platform", 4 * 60),
     R.UNEXPECTED_ERROR: Classification(T.POISON_INPUT, S.HIGH, "integration-platform", 4 * 60),
+    R.QUARANTINE_FAILED: Classification(T.POISON_INPUT, S.CRITICAL, "integration-platform", 60),
 }
 
 

@@ -70,7 +70,8 @@ oldest_open_drift_alert_seconds = Gauge(
 )
 revenue_at_risk = Gauge(
     "crm_erp_sync_revenue_at_risk",
-    "Amount at risk in open drift alerts and unresolved exceptions, per source and currency",
+    "Amount at risk per currency, each deal counted once with its largest open amount: per source (exceptions, "
+    "drift_alerts) and over both (total); sum the total over workers",
     ["source", "currency"],
 )
 registry_up = Gauge("crm_erp_sync_registry_up", "1 when the schema registry answered the last probe, else 0")
@@ -87,6 +88,10 @@ dedup_hits = Counter(
 )
 missing_topics = Gauge(
     "crm_erp_sync_missing_topics", "Catalog topics the broker does not have (run `crm-erp-sync topics apply`)"
+)
+quarantine_blocked = Gauge(
+    "crm_erp_sync_quarantine_blocked",
+    "Partitions held because not even a minimal quarantine record can be written (the broker refuses it)",
 )
 unreadable_source_schemas = Gauge(
     "crm_erp_sync_unreadable_source_schemas",

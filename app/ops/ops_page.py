@@ -66,6 +66,8 @@ REASON_IN_WORDS: dict[str, str] = {
     R.ERP_REJECTED: "The ERP refused the sales order.",
     R.TRUNCATE_NOT_APPLIED: "Someone emptied a whole CRM table; the service did not delete anything and reports it.",
     R.UNEXPECTED_ERROR: "Something nobody foresaw went wrong with this message; it was set aside for a person.",
+    R.BAD_CONTROL_HEADER: "A message carried a service header the service did not write (a retry or replay forgery).",
+    R.QUARANTINE_FAILED: "Setting a message aside failed in full; only where it is and why were recorded.",
 }
 
 ALERT_IN_WORDS: dict[str, str] = {

@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from app.client_config import secret
 from app.domain import escalation
 from app.faust_app import app, settings
-from app.ops import metrics, ops_page
+from app.ops import blocked, metrics, ops_page
 from app.ops.faust_metrics import cache_labels
 from app.ops.registry_probe import registry_reachable
 from app.ops.sources import unreadable_sources
@@ -85,7 +85,16 @@ async def readiness() -> dict[str, Any]:
     registry = await registry_reachable()
     missing = await missing_topics()
     unreadable = await unreadable_sources()
-    ready = bool(assigned) and recovered and not app.rebalancing and registry and not missing and not unreadable
+    held = blocked.held()
+    ready = (
+        bool(assigned)
+        and recovered
+        and not app.rebalancing
+        and registry
+        and not missing
+        and not unreadable
+        and not held
+    )
     return {
         "ready": ready,
         "assigned_partitions": assigned,
@@ -94,6 +103,7 @@ async def readiness() -> dict[str, Any]:
         "registry_reachable": registry,
         "missing_topics": missing,
         "unreadable_source_schemas": unreadable,
+        "quarantine_blocked": held,
     }
 
 

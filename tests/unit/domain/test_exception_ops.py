@@ -9,6 +9,7 @@ import pytest
 
 from app.contracts.models import model
 from app.domain import escalation, exception_state, retries
+from app.domain.errors import ReasonCode, SyncError
 from app.settings import REPO_ROOT
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
@@ -16,16 +17,39 @@ TIERS = retries.parse_tiers("10s=10,1m=60,10m=600")
 COORDS = retries.Coordinates("crm.public.opportunity", 2, 41)
 
 
-def test_a_message_climbs_the_tiers_keeping_its_headers_and_its_first_target():
+def test_a_message_climbs_the_tiers_keeping_its_headers_and_returning_where_it_failed():
     headers = [("traceparent", b"00-abc")]
     tier, headers = retries.next_step(headers, TIERS, "crm.public.opportunity", 1000.0)
     assert tier == "10s" and retries.header(headers, "x-retry-due-ms") == "1010000"
-    tier, headers = retries.next_step(headers, TIERS, "sync.retry.10s", 2000.0)
+    tier, headers = retries.next_step(headers, TIERS, "crm.public.opportunity", 2000.0)
     assert tier == "1m" and retries.header(headers, "x-retry-target") == "crm.public.opportunity"
     tier, headers = retries.next_step(headers, TIERS, "crm.public.opportunity", 3000.0)
     assert (tier, retries.header(headers, "x-retry-attempt")) == ("10m", "3")
     assert retries.next_step(headers, TIERS, "crm.public.opportunity", 4000.0) is None
     assert ("traceparent", b"00-abc") in headers
+
+
+def test_control_headers_on_input_are_parsed_defensively_and_never_pick_the_retry_target():
+    """Review item 1: ``x-replay-count: abc`` made the quarantine path raise (input lost), and an
+    ``x-retry-target`` on a CDC message decided where the service would write it."""
+    forged = [("x-replay-count", b"abc"), ("x-retry-attempt", b"-1"), ("x-retry-target", b"erp.commands.sales-order"),
+              ("x-retry-target-catalog", b"erp.commands.customer")]  # fmt: skip
+    record = retries.exception_record(COORDS, "MAPPING_ERROR", "x", b"k", b"v", forged, None, NOW)
+    assert record["replay_count"] == 0
+    tier, headers = retries.next_step(forged, TIERS, "crm.public.opportunity", 1000.0)
+    assert tier == "10s" and retries.header(headers, "x-retry-attempt") == "1"
+    assert retries.header(headers, "x-retry-target") == "crm.public.opportunity"
+    assert retries.header(headers, "x-retry-target-catalog") is None
+    consumed = frozenset({"crm.public.opportunity"})
+    resendable = {"erp.commands.sales-order": "p.erp.commands.sales-order"}
+    assert retries.retry_target(headers, consumed, resendable) == "crm.public.opportunity"
+    with pytest.raises(SyncError) as err:
+        retries.retry_target(forged, consumed, resendable)
+    assert err.value.reason is ReasonCode.BAD_CONTROL_HEADER
+    with pytest.raises(SyncError):
+        retries.retry_target([("x-retry-target-catalog", b"erp.commands.customer")], consumed, resendable)
+    command = [("x-retry-target-catalog", b"erp.commands.sales-order")]
+    assert retries.retry_target(command, consumed, resendable) == "p.erp.commands.sales-order"
 
 
 def test_a_bad_tier_spec_is_refused():
@@ -118,7 +142,23 @@ def test_a_resolution_seen_before_its_exception_keeps_the_row_resolved():
     assert exception_state.escalation_due_ms(row) is None
 
 
-def test_a_message_too_large_to_copy_keeps_only_its_key_and_its_coordinates():
-    assert retries.within_limit(b"k", b"v" * 10, 100) == (b"k", b"v" * 10, None)
-    assert retries.within_limit(b"k", b"v" * 200, 100) == (b"k", None, 201)
-    assert retries.within_limit(b"k" * 60, b"v" * 60, 100) == (None, None, 120)  # a huge key goes too
+def test_every_copy_is_sized_with_its_headers_and_the_ledgers_base64_before_it_is_sent():
+    """Review item 4: a 900 KB value with 120 KB of headers passed the old check and its copies were
+    refused by the broker for ever."""
+    limit = 1024 * 1024
+    small = retries.copy_plan(b"k", b"v" * 10, [("h", b"x")], limit)
+    assert (small.key, small.value, small.dropped_bytes, small.dropped_header_bytes) == (b"k", b"v" * 10, None, None)
+    headers = [(f"h{i}", b"x" * 1000) for i in range(120)]  # 120 KB: kept, and counted
+    plan = retries.copy_plan(b"opp-1", b"v" * 900_000, headers, limit)
+    assert plan.headers == headers and plan.dropped_header_bytes is None
+    assert plan.value is None and plan.key == b"opp-1" and plan.dropped_bytes == 900_005
+    assert retries.copy_plan(b"k", b"v" * 700_000, headers, limit).value is None  # fits only without the headers
+    more = [(f"h{i}", b"x" * 1000) for i in range(200)]  # over an eighth of the limit: left at the source
+    plan = retries.copy_plan(b"k", b"v" * 10, more, limit)
+    assert plan.headers == [] and plan.dropped_header_bytes == retries.headers_size(more) and plan.value is not None
+    fits = retries.copy_plan(b"k", b"v" * 700_000, [], limit)  # 700 KB base64 is 933 KB: still under 1 MiB
+    assert fits.value is not None
+    too_big = retries.copy_plan(b"k", b"v" * 790_000, [], limit)  # base64: 1.05 MB, over the limit
+    assert too_big.value is None and too_big.dropped_bytes == 790_001
+    huge_key = retries.copy_plan(b"k" * 300_000, b"v" * 600_000, [], limit)
+    assert (huge_key.key, huge_key.value) == (None, None)
