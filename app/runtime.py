@@ -46,9 +46,9 @@ class Runtime:
             retry_tiers=tuple(parse_tiers(s.retry_delays)),
         )
 
-    def decoder(self, contract: str | None = None) -> AvroDecoder:
+    def decoder(self, contract: str | None = None, raw_decimals: bool = False) -> AvroDecoder:
         reader = default_index().expanded(contract) if contract else None
-        return AvroDecoder(self.resolver, reader)
+        return AvroDecoder(self.resolver, reader, raw_decimals)
 
     async def encoder(self, topic: str, contract: str) -> AvroEncoder:
         """An encoder for ``<topic>-value`` with the registered id of ``contract`` (never auto-registers)."""

@@ -97,6 +97,9 @@ class Settings(BaseSettings):
         10.0, description="how long a closed-won deal may stay incomplete before exceptions are raised"
     )
     park_recheck_s: float = Field(2.0, description="how often parked deals are re-checked for their dependency")
+    max_cdc_value_bytes: int = Field(
+        1024 * 1024, description="a CDC value larger than this is quarantined (MESSAGE_TOO_LARGE) without decoding it"
+    )
     mappings_dir: Path = Field(
         REPO_ROOT / "app" / "mappings" / "crm", description="declarative CRM column mappings (<table>.toml)"
     )

@@ -46,8 +46,8 @@ _routed = metrics.flow_events.labels(flow="ingest", outcome="routed")
 _tombstones = metrics.flow_events.labels(flow="ingest", outcome="tombstone")
 _decode = metrics.stage_seconds.labels(stage="decode")
 
-values = runtime.decoder()
-keys = runtime.decoder()
+values = runtime.decoder(raw_decimals=True)  # decimals converted by the column reader, length checked first
+keys = runtime.decoder(raw_decimals=True)
 normalise = Normaliser()
 
 
@@ -76,6 +76,11 @@ async def ingest(event, seen: dict[str, str | None]) -> None:
     table = _table_of[msg.topic]
     _consumed[msg.topic].inc()
     started = time.perf_counter()
+    if event.value is not None and len(event.value) > settings.max_cdc_value_bytes:
+        raise SyncError(
+            ReasonCode.MESSAGE_TOO_LARGE,
+            f"{len(event.value)} bytes, over CRM_ERP_MAX_CDC_VALUE_BYTES ({settings.max_cdc_value_bytes}): not decoded",
+        )
     decoded = None if event.value is None else await values.decode(event.value)
     row_key = await _key_id(event.key)
     seen["correlation_id"] = _deal_of(table, row_key, decoded.value if decoded else None)

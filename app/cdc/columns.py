@@ -126,21 +126,37 @@ def _iso_date(value: Any) -> dt.date:
     return dt.date.fromisoformat(str(value))
 
 
+# 38 digits (the most any ERP amount or quantity holds) fit in 16 bytes. Turning longer bytes into a
+# number costs time quadratic in their length (a 1 MB amount: ~100 s), so they are refused first.
+DECIMAL_MAX_BYTES = 16
+DECIMAL_MAX_CHARS = 64
+
+
+def _unscaled_bytes(raw: Any) -> int:
+    data = bytes(raw)
+    if len(data) > DECIMAL_MAX_BYTES:
+        raise ValueError(f"a decimal of {len(data)} bytes has more than 38 digits")
+    return int.from_bytes(data, "big", signed=True)
+
+
 def _unscaled(scale: int) -> Reader:
     def read(value: Any) -> Decimal:
         if isinstance(value, Decimal):  # fastavro already applied the decimal logical type
             return value
-        return Decimal(int.from_bytes(bytes(value), "big", signed=True)).scaleb(-scale)
+        return Decimal(_unscaled_bytes(value)).scaleb(-scale)
 
     return read
 
 
 def _variable_scale(value: Any) -> Decimal:
-    return Decimal(int.from_bytes(bytes(value["value"]), "big", signed=True)).scaleb(-int(value["scale"]))
+    return Decimal(_unscaled_bytes(value["value"])).scaleb(-int(value["scale"]))
 
 
 def _decimal_text(value: Any) -> Decimal:
-    return Decimal(str(value))  # str() of a double is its shortest repr: 1234.56, not 1234.5599999…
+    text = str(value)  # str() of a double is its shortest repr: 1234.56, not 1234.5599999…
+    if len(text) > DECIMAL_MAX_CHARS:
+        raise ValueError(f"a decimal of {len(text)} characters has more than 38 digits")
+    return Decimal(text)
 
 
 _TIMESTAMPS: dict[str, Reader] = {

@@ -7,9 +7,14 @@ value of each temporal and numeric kind, captured under each ``time.precision.mo
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import io
+import json
+import time
 from decimal import Decimal
 
+import fastavro
 import pytest
 
 from app.cdc.columns import Meaning, Unreadable, WriterColumn, reader, row_columns, writer_column
@@ -17,6 +22,9 @@ from app.cdc.envelope import Normaliser, normalise, row_record
 from app.cdc.mapping import TableMapping
 from app.domain.changes import Op
 from app.domain.errors import ReasonCode, SyncError
+from app.serde import wire
+from app.serde.avro import AvroDecoder, _without_decimal_types
+from app.serde.registry import SchemaResolver
 from tests.fixtures.debezium import load
 
 UTC = dt.UTC
@@ -187,3 +195,48 @@ def test_kinds_postgres_does_not_write_read_by_the_same_rules(avro_type, value, 
     """Other Debezium connectors (and a Connect Decimal without its logical type) use these encodings."""
     read = reader(writer_column("c", avro_type), meaning)
     assert (read(value) if read else value) == expected
+
+
+# --- input too large to convert: refused before it costs anything (review item 5) -----------------
+
+
+class _OneSchema:
+    """What ``SchemaResolver`` needs of the registry client: one writer schema, id 1."""
+
+    def __init__(self, schema: dict) -> None:
+        self.schema_str = json.dumps(schema)
+
+    async def get_schema(self, schema_id: int):
+        return self
+
+
+@pytest.mark.timeout(10)  # the quadratic conversion this guards against took ~100 s for 1 MB
+def test_a_megabyte_decimal_is_refused_by_its_length_without_being_converted():
+    rec = load("adaptive-precise")[0]
+    envelope = rec.value | {"after": rec.value["after"] | {"n": b"\x01" + b"\x00" * 1_000_000}}
+    raw = fastavro.parse_schema(_without_decimal_types(rec.schema))  # bytes as bytes, as a producer may send
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, raw, envelope)
+    decoder = AvroDecoder(SchemaResolver(_OneSchema(rec.schema)), raw_decimals=True)
+    started = time.perf_counter()
+    decoded = asyncio.run(decoder.decode(wire.header(1) + body.getvalue()))
+    assert isinstance(decoded.value["after"]["n"], bytes)  # not converted while decoding
+    rows = KINDS.reader(row_columns(row_record(decoded.schema)))
+    with pytest.raises(SyncError) as err:
+        rows.apply(decoded.value["after"])
+    elapsed = time.perf_counter() - started
+    assert err.value.reason is ReasonCode.MAPPING_ERROR and "more than 38 digits" in err.value.detail
+    print(f"1 MB decimal refused in {elapsed * 1000:.1f} ms")  # ~10 ms here; 100 s before
+
+
+def test_a_decimal_at_its_full_precision_still_reads_with_raw_decimal_decoding():
+    rec = load("adaptive-precise")[0]
+    big = rec.value | {"after": rec.value["after"] | {"n": Decimal("9" * 16 + ".99")}}
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(rec.schema), big)
+    decoded = asyncio.run(
+        AvroDecoder(SchemaResolver(_OneSchema(rec.schema)), raw_decimals=True).decode(wire.header(1) + body.getvalue())
+    )
+    assert isinstance(decoded.value["after"]["n"], bytes)
+    rows = KINDS.reader(row_columns(row_record(decoded.schema)))
+    assert rows.apply(decoded.value["after"]).fields["n"] == Decimal("9" * 16 + ".99")
