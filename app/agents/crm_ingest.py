@@ -26,9 +26,8 @@ from app.catalog import default_catalog
 from app.cdc import messages
 from app.cdc.envelope import Normaliser, key_id
 from app.domain.changes import Lineage, Op, RowChange
-from app.domain.customers import CUSTOMER_COMMAND, upsert_customer
+from app.domain.customers import customer_outputs, upsert_customer
 from app.domain.errors import ReasonCode, SyncError
-from app.domain.outputs import Output
 from app.domain.references import Account
 from app.faust_app import app, settings
 from app.ops import metrics
@@ -147,12 +146,9 @@ async def _account(change: RowChange, lineage: Lineage) -> None:
     previous = runtime.references.account(change.row_id)
     kept = {k: getattr(previous, k) for k in change.unavailable} if previous else {}
     account = Account.model_validate({**change.fields, **kept})
-    command = upsert_customer(
-        change, account, previous, lineage, settings.integration_crm_user, dt.datetime.now(dt.UTC)
-    )
-    ready = await outputs.prepare(
-        [Output("erp.commands.customer", change.row_id, CUSTOMER_COMMAND, command)] if command else []
-    )
+    now = dt.datetime.now(dt.UTC)
+    command = upsert_customer(change, account, previous, lineage, settings.integration_crm_user, now)
+    ready = await outputs.prepare(customer_outputs(command, change.row_id, lineage, now))
     await _reference(f"account:{change.row_id}", change, account.model_dump(mode="json"), False)
     await outputs.send(ready)
 

@@ -65,7 +65,8 @@ _ADDRESSES = tuple(f"{side}.{part}" for side in ("bill_to", "ship_to") for part 
 OUTBOUND: dict[str, frozenset[str]] = {
     "erp.commands.sales-order": ENVELOPE
     | {f"command.{f}" for f in (*_ORDER_HEADER, *_ADDRESSES)}
-    | {f"command.lines[].{f}" for f in _ORDER_LINE},
+    | {f"command.lines[].{f}" for f in _ORDER_LINE}
+    | {"command.changed_fields[]"},  # amend: the names of the terms it changes
     "erp.commands.customer": ENVELOPE
     | {f"command.{f}" for f in CUSTOMER_FIELDS - {"bill_to", "ship_to"}}
     | {f"command.{f}" for f in _ADDRESSES},

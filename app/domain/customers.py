@@ -9,8 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from app.domain.audit import command_audit
 from app.domain.changes import Lineage, RowChange
 from app.domain.envelope import command_envelope
+from app.domain.outputs import Output
 from app.domain.references import Account
 
 CUSTOMER_COMMAND = "io.crmerpsync.erp.commands.CustomerCommand"
@@ -70,3 +72,15 @@ def upsert_customer(
     causation = [f"{change.table}/{change.row_id}@{change.position.label()}"]
     envelope = command_envelope(command_id, change.row_id, causation, lineage, change.position.label(), now)
     return {"envelope": envelope, "command": view}
+
+
+def customer_outputs(command: dict[str, Any] | None, account_id: str, lineage: Lineage, now) -> list[Output]:
+    """What an account change sends: the UpsertCustomer (if any) and its audit record."""
+    if command is None:
+        return []
+    topic = "erp.commands.customer"
+    command_id = command["envelope"]["command_id"]
+    return [
+        Output(topic, account_id, CUSTOMER_COMMAND, command),
+        command_audit(command_id, account_id, [lineage.coordinates], topic, now),
+    ]

@@ -80,10 +80,11 @@ class OrderRef(_Model):
     """The order this deal produced: the create's command id and what it committed to."""
 
     create_command_id: str
-    digest: str
+    digest: str  # of everything the ERP was last told (the create, then each amend)
     amount: Decimal | None
     currency: str | None
     commanded_at_ms: int | None = None  # when the create was emitted: the acceptance SLA starts here
+    terms: dict[str, str] = Field(default_factory=dict)  # per commanded field, a hash of its value
 
 
 class Emission(_Model):

@@ -12,6 +12,7 @@ import datetime as dt
 from typing import Any
 
 from app.domain.aggregate import fact_outputs
+from app.domain.audit import command_audit
 from app.domain.deal import DealState
 from app.domain.drift import judge, money
 from app.domain.envelope import SERVICE_ACTOR, command_envelope
@@ -62,7 +63,8 @@ def on_erp_event(
     if erp.seen(event.event_id):
         return Decision(state, Outcome.DUPLICATE)
     apply(erp, event)
-    outputs = [crm_update(state, event, now)]
+    update = crm_update(state, event, now)
+    outputs = [update, _update_audit(update, event, now)]
     retry = _retry(state, erp, event, delivery, refs, policy, now) if event.kind is ErpKind.REJECTED else []
     outputs += _rejection(state, erp, event, now, retrying=bool(retry))
     outputs += retry
@@ -70,6 +72,11 @@ def on_erp_event(
     outputs += fact_outputs(state)
     remember(state, delivery, outputs)
     return Decision(state, Outcome.APPLIED, outputs)
+
+
+def _update_audit(update: Output, event: ErpEvent, now: dt.datetime) -> Output:
+    command_id = update.value["envelope"]["command_id"]
+    return command_audit(command_id, update.key, [event.lineage.coordinates], update.topic, now)
 
 
 def crm_update(state: DealState, event: ErpEvent, now: dt.datetime) -> Output:

@@ -26,6 +26,7 @@ from typing import Any
 import orjson
 
 from app.domain.aggregate import fact_outputs
+from app.domain.audit import command_audit
 from app.domain.changes import Lineage, Op, RowChange
 from app.domain.deal import DealState, Emission, Header, Line, OrderRef, Pos, merge
 from app.domain.drift import judge
@@ -33,7 +34,7 @@ from app.domain.envelope import SERVICE_ACTOR, command_envelope
 from app.domain.errors import ReasonCode
 from app.domain.lifecycle import ErpView
 from app.domain.masking import mask_text
-from app.domain.outputs import AUDIT, EXCEPTION, RESOLUTION, SALES_ORDER, Output
+from app.domain.outputs import EXCEPTION, RESOLUTION, SALES_ORDER, Output
 from app.domain.taxonomy import ExceptionType, classify
 from app.domain.validation import Failure, Policy, Resolved, validate
 
@@ -168,7 +169,7 @@ def _evaluate(state: DealState, event: DealChange, refs, policy: Policy, now: dt
     outputs: list[Output] = []
     if not won:
         if state.order is not None:
-            outputs.append(_cancel(state, event, now))
+            outputs += _cancel(state, event, now)
             state.cancelled_orders = [*state.cancelled_orders, state.order.create_command_id][-RECENT_DECISIONS:]
             state.order = None
         state.close_pos = None
@@ -200,13 +201,17 @@ def _evaluate(state: DealState, event: DealChange, refs, policy: Policy, now: dt
     outputs += _settle_exceptions(
         state, set(), event, now, resolution="DEPENDENCY_ARRIVED" if was_parked else "SUPERSEDED"
     )
-    digest = _digest(header, state.lines)
+    terms = _terms(header, state.lines, resolved, now)
     if state.order is None:
         if state.cancelled_orders:
             state.erp = None  # a new order after a cancelled one: the ERP's side starts afresh
-        outputs += _create(state, header, resolved, event, now, digest)
-    elif state.order.digest != digest:
-        outputs += _amend(state, header, resolved, event, now, digest)
+        outputs += _create(state, terms, event, now)
+    elif state.order.digest != _digest(terms):
+        changed = _changed(state.order, terms, header, state.lines)
+        if changed:
+            outputs += _amend(state, terms, changed, event, now)
+        else:  # an order recorded before per-term hashes, unchanged: it takes them now
+            state.order = state.order.model_copy(update={"digest": _digest(terms), "terms": _hashes(terms)})
     return Decision(state, Outcome.APPLIED, outputs)
 
 
@@ -246,7 +251,7 @@ def rebuild_create(state: DealState, event: DealChange, refs, policy: Policy, no
     if failures or resolved is None:
         return None
     commanded_at = order.commanded_at_ms
-    outputs = _create(state, state.header, resolved, event, now, order.digest)
+    outputs = _create(state, _terms(state.header, state.lines, resolved, now), event, now)
     state.order = state.order.model_copy(update={"commanded_at_ms": commanded_at})
     outputs[-1].value["audit_id"] += f":{why}"
     outputs[-1].value["detail"] = detail
@@ -299,17 +304,15 @@ def _command(topic_key: str, command_id: str, body: dict[str, Any], kind: str, e
     return Output("erp.commands.sales-order", topic_key, SALES_ORDER, value)
 
 
-def _create(state, header: Header, resolved: Resolved, event: DealChange, now, digest: str) -> list[Output]:
-    assert state.close_pos is not None
-    command_id = f"{state.opportunity_id}:create:{state.close_pos.position().label()}"
-    body = {
-        "opportunity_id": state.opportunity_id,
+def _terms(header: Header, lines: dict[str, Line], resolved: Resolved, now) -> dict[str, Any]:
+    """Everything a create commits the ERP to (JSON-mode values): what a later amend compares against."""
+    return {
         "account_id": header.account_id,
         "customer_number": resolved.account.erp_customer_number,
         "currency": header.currency,
         "amount": str(header.amount),
         "order_date": (header.close_date or now.date()).isoformat(),
-        "lines": _lines(header, state.lines, resolved),
+        "lines": _lines(header, lines, resolved),
         "payment_terms": resolved.payment_terms,
         "billing_schedule": header.billing_schedule,
         "tax_code": resolved.tax_code,
@@ -317,36 +320,99 @@ def _create(state, header: Header, resolved: Resolved, event: DealChange, now, d
         "bill_to": _address(resolved.bill_to),
         "ship_to": _address(resolved.ship_to),
         "contract_term_months": header.contract_term_months,
-        "quote_id": None,
     }
+
+
+def _hash(value: Any) -> str:
+    return hashlib.sha1(orjson.dumps(value, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def _digest(terms: dict[str, Any]) -> str:
+    return _hash(terms)
+
+
+def _hashes(terms: dict[str, Any]) -> dict[str, str]:
+    return {name: _hash(value) for name, value in terms.items()}
+
+
+def _changed(order: OrderRef, terms: dict[str, Any], header: Header, lines: dict[str, Line]) -> list[str]:
+    """The terms that differ from what the ERP was last told. An order recorded before per-term
+    hashes were kept has a digest of amount, currency and lines alone: only those can be compared."""
+    if not order.terms:
+        return list(_ALWAYS) if order.digest != _legacy_digest(header, lines) else []
+    return [name for name, value in terms.items() if order.terms.get(name) != _hash(value)]
+
+
+def _legacy_digest(header: Header, lines: dict[str, Line]) -> str:
+    """The digest orders were recorded with before per-term hashes (state written by earlier releases)."""
+    rows = [
+        [i, ln.product_id, str(ln.quantity), str(ln.unit_price), str(ln.total_price)] for i, ln in sorted(lines.items())
+    ]
+    content = [str(header.amount), header.currency, rows]
+    return hashlib.sha1(orjson.dumps(content)).hexdigest()
+
+
+def _latest_position(state: DealState) -> str:
+    """The newest source position applied to the deal (header or any line): what an amend or cancel
+    decided now is derived from. A re-check decides on the same state, so it gets the same id."""
+    positions = [p.position() for p in (state.header_pos, *state.line_pos.values()) if p is not None]
+    latest = positions[0]
+    for p in positions[1:]:
+        if p.after(latest):
+            latest = p
+    return latest.label()
+
+
+def _order_number(state: DealState) -> str | None:
+    """The ERP's order number once it accepted the order (amends and cancels carry it)."""
+    return state.erp.order_number if state.erp is not None else None
+
+
+def _create(state, terms: dict[str, Any], event: DealChange, now) -> list[Output]:
+    assert state.close_pos is not None
+    command_id = f"{state.opportunity_id}:create:{state.close_pos.position().label()}"
+    body = {"opportunity_id": state.opportunity_id, **terms, "quote_id": None}
     state.order = OrderRef(
         create_command_id=command_id,
-        digest=digest,
-        amount=header.amount,
-        currency=header.currency,
+        digest=_digest(terms),
+        amount=Decimal(terms["amount"]),
+        currency=terms["currency"],
         commanded_at_ms=int(now.timestamp() * 1000),
+        terms=_hashes(terms),
     )
     kind = "io.crmerpsync.erp.commands.CreateSalesOrder"
     return [_command(state.opportunity_id, command_id, body, kind, event, now), _audit(command_id, event, now)]
 
 
-def _amend(state, header: Header, resolved: Resolved, event: DealChange, now, digest: str) -> list[Output]:
-    position = event.change.position.label() if event.change else "recheck"
-    command_id = f"{state.opportunity_id}:amend:{position}"
+_ALWAYS = ("amount", "currency", "lines")  # an amend carries the complete lines and their total
+
+
+def _amend(state, terms: dict[str, Any], changed: list[str], event: DealChange, now) -> list[Output]:
+    """An amend of every term that changed; its id is unique per decision: the newest position the
+    deal has applied, and the digest of what it tells the ERP."""
+    digest = _digest(terms)
+    command_id = f"{state.opportunity_id}:amend:{_latest_position(state)}:{digest[:8]}"
     body = {
         "opportunity_id": state.opportunity_id,
-        "order_number": None,
-        "amount": str(header.amount),
-        "currency": header.currency,
-        "lines": _lines(header, state.lines, resolved),
-        "reason": "lines or amount changed after the order was created",
+        "order_number": _order_number(state),
+        **{name: terms[name] for name in _ALWAYS},
+        **{name: terms[name] for name in changed if name not in _ALWAYS},
+        "changed_fields": changed,
+        "reason": f"changed after the order was created: {', '.join(changed)}",
     }
-    state.order = state.order.model_copy(update={"digest": digest, "amount": header.amount})
+    state.order = state.order.model_copy(
+        update={
+            "digest": digest,
+            "amount": Decimal(terms["amount"]),
+            "currency": terms["currency"],
+            "terms": _hashes(terms),
+        }
+    )
     kind = "io.crmerpsync.erp.commands.AmendSalesOrder"
     return [_command(state.opportunity_id, command_id, body, kind, event, now), _audit(command_id, event, now)]
 
 
-def _cancel(state: DealState, event: DealChange, now) -> Output:
+def _cancel(state: DealState, event: DealChange, now) -> list[Output]:
     header = state.header
     if header is None or header.deleted:
         reason = "DEAL_DELETED"
@@ -354,23 +420,10 @@ def _cancel(state: DealState, event: DealChange, now) -> Output:
         reason = "DEAL_LOST"
     else:
         reason = "DEAL_REOPENED"
-    position = event.change.position.label() if event.change else "recheck"
-    command_id = f"{state.opportunity_id}:cancel:{position}"
-    body = {"opportunity_id": state.opportunity_id, "order_number": None, "reason": reason}
+    command_id = f"{state.opportunity_id}:cancel:{_latest_position(state)}"
+    body = {"opportunity_id": state.opportunity_id, "order_number": _order_number(state), "reason": reason}
     kind = "io.crmerpsync.erp.commands.CancelSalesOrder"
-    return _command(state.opportunity_id, command_id, body, kind, event, now)
-
-
-def _digest(header: Header, lines: dict[str, Line]) -> str:
-    content = [
-        str(header.amount),
-        header.currency,
-        [
-            [i, ln.product_id, str(ln.quantity), str(ln.unit_price), str(ln.total_price)]
-            for i, ln in sorted(lines.items())
-        ],
-    ]
-    return hashlib.sha1(orjson.dumps(content)).hexdigest()
+    return [_command(state.opportunity_id, command_id, body, kind, event, now), _audit(command_id, event, now)]
 
 
 # --- exceptions and audit ----------------------------------------------------------------
@@ -441,16 +494,4 @@ def _settle_exceptions(
 
 
 def _audit(subject_id: str, event: DealChange, now) -> Output:
-    value = {
-        "audit_id": f"audit:{subject_id}",
-        "action": "COMMAND_EMITTED",
-        "actor": SERVICE_ACTOR,
-        "actor_kind": "SERVICE",
-        "occurred_at": now.isoformat(),
-        "correlation_id": event.opportunity_id,
-        "subject_id": subject_id,
-        "causation_ids": [event.lineage.coordinates],
-        "topic": "erp.commands.sales-order",
-        "detail": None,
-    }
-    return Output("sync.audit", event.opportunity_id, AUDIT, value)
+    return command_audit(subject_id, event.opportunity_id, [event.lineage.coordinates], "erp.commands.sales-order", now)

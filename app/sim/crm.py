@@ -565,8 +565,8 @@ class CrmSimulator:
                     ch.append(_Change("opportunity_line_item", "u", old["id"], old, new, glue=True))
                     opp_change(header(WON, amount))
                 else:
-                    plan.edit = "cosmetic"  # fields outside the order's digest: no command
-                    opp_change(header(WON, close_date=close + timedelta(days=rng.randint(1, 14))))
+                    plan.edit = "cosmetic"  # a field the order does not carry (the deal's name): no command
+                    opp_change(header(WON, name=f"Deal {n} (rev. {rng.randint(1, 14)})"))
             if scenario in (Scenario.REOPENED_WON, Scenario.REOPENED_LOST):
                 opp_change(header("Negotiation/Review"))
                 plan.cancels += plan.complete

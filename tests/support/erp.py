@@ -200,6 +200,11 @@ def audits(decision: Decision | list[Output]) -> list[dict[str, Any]]:
     return _values(decision, "sync.audit")
 
 
+def alert_audits(decision: Decision | list[Output]) -> list[dict[str, Any]]:
+    """The audit records of drift alerts (not of the commands and updates sent with them)."""
+    return [a for a in audits(decision) if a["action"].startswith("ALERT_")]
+
+
 def statuses(update: dict[str, Any]) -> tuple[str, str, str, str]:
     """(order, fulfilment, invoice, payment) status of one CRM update."""
     return (update["order_status"], update["fulfilment_status"], update["invoice_status"], update["payment_status"])

@@ -12,6 +12,7 @@ from tests.support.deals import NOW, references
 from tests.support.erp import (
     OPP,
     Deal,
+    alert_audits,
     alerts,
     at,
     audits,
@@ -157,7 +158,7 @@ def test_a_later_acceptance_resolves_the_rejection_exception():
     d = deal.erp(ErpKind.REJECTED, at(minutes=3))
     [raised] = [o.value for o in d.outputs if o.topic == "sync.exceptions"]
     second = deal.erp(ErpKind.REJECTED, at(minutes=4), reason_code="BLOCKED")
-    assert [o.topic for o in second.outputs] == ["crm.commands.update"]  # one open exception per rejection
+    assert [o.topic for o in second.outputs] == ["crm.commands.update", "sync.audit"]  # one exception per rejection
     accepted = deal.erp(ErpKind.ACCEPTED, at(minutes=10))
     [res] = [o for o in accepted.outputs if o.topic == "sync.exception-resolutions"]
     assert res.key == raised["exception_id"] and res.value["exception_id"] == raised["exception_id"]
@@ -249,7 +250,7 @@ def test_after_the_acceptance_sla_the_same_create_is_reissued_once_then_the_miss
     assert resolved["alert_id"] == alert["alert_id"] and resolved["state"] == "RESOLVED"
     assert resolved["opened_at"] == alert["opened_at"] and resolved["resolved_at"] == at(minutes=45).isoformat()
     assert resolved["order_number"] == "SO-1"
-    [audit] = audits(late)
+    [audit] = alert_audits(late)
     assert audit["action"] == "ALERT_RESOLVED" and audit["causation_ids"] == [deal.state.erp.events[-1].event_id]
     assert deal.state.alerts == {}
     assert len(commands(deal.outputs)) == 2  # the create and its one re-issue

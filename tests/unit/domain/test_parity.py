@@ -18,7 +18,18 @@ from app.domain.lifecycle import (
 )
 from app.domain.orders import Outcome
 from app.domain.parity import DriftKind, expectations, findings, next_check_ms
-from tests.support.erp import OPP, Deal, alerts, at, audits, contract_problems, ms, ship, statuses, updates
+from tests.support.erp import (
+    OPP,
+    Deal,
+    alert_audits,
+    alerts,
+    at,
+    contract_problems,
+    ms,
+    ship,
+    statuses,
+    updates,
+)
 
 
 def opened(decision_or_outputs) -> list[str]:
@@ -184,7 +195,7 @@ def test_an_invoice_before_the_acceptance_is_a_gap_that_the_acceptance_closes():
     assert statuses(updates(early)[0])[0] == "INVOICED"
     accepted = deal.erp(ErpKind.ACCEPTED, at(minutes=8))
     assert resolved(accepted) == [alert["alert_id"]] and opened(accepted) == []
-    [audit] = audits(accepted)
+    [audit] = alert_audits(accepted)
     assert audit["audit_id"] == f"audit:{OPP}:gap:not-accepted:1:resolved" and audit["action"] == "ALERT_RESOLVED"
     assert deal.state.alerts == {}
 
@@ -244,7 +255,7 @@ def test_an_open_alert_is_not_reopened_and_a_recurrence_after_resolution_gets_th
 
     again = deal.erp(ErpKind.PAID, at(days=7), amount="10.00")
     assert opened(again) == [f"{OPP}:gap:overpaid:2"]
-    assert [a["audit_id"] for a in audits(again)] == [f"audit:{OPP}:gap:overpaid:2:open"]
+    assert [a["audit_id"] for a in alert_audits(again)] == [f"audit:{OPP}:gap:overpaid:2:open"]
     assert deal.state.alert_seq["gap:overpaid"] == 2
 
 
