@@ -17,6 +17,7 @@ import orjson
 
 from app.agents.guard import TIERS
 from app.domain import exception_state
+from app.domain.at_risk import AtRisk, revenue_at_risk
 from app.domain.escalation import due_at
 from app.domain.outputs import Output
 from app.faust_app import app, settings
@@ -70,7 +71,7 @@ def refresh_gauges(now: dt.datetime) -> None:
     backlog: Counter = Counter()
     oldest: dict[tuple, float] = defaultdict(float)
     past_sla: Counter = Counter()
-    at_risk: dict[tuple, Decimal] = defaultdict(Decimal)
+    risks: list[AtRisk] = []
     for _, raw in list(exception_ledger.items()):
         row = orjson.loads(raw)
         exc = row["exception"]
@@ -80,21 +81,23 @@ def refresh_gauges(now: dt.datetime) -> None:
         oldest[(exc["severity"],)] = max(oldest[(exc["severity"],)], _age_s(exc["raised_at"], now))
         past_sla[(exc["severity"],)] += due_at(exc) <= now
         if exc.get("amount_at_risk") and exc.get("currency"):
-            at_risk[("exceptions", exc["currency"])] += Decimal(exc["amount_at_risk"])
+            deal = exc.get("correlation_id") or exc["exception_id"]
+            risks.append(AtRisk("exceptions", deal, exc["currency"], Decimal(exc["amount_at_risk"])))
     alerts: Counter = Counter()
     alert_age: dict[tuple, float] = defaultdict(float)
-    for _, raw in list(open_alerts.items()):
+    for key, raw in list(open_alerts.items()):
         a = orjson.loads(raw)
         alerts[(a["kind"],)] += 1
         alert_age[(a["kind"],)] = max(alert_age[(a["kind"],)], _age_s(a["opened"], now))
         if a["amount"] and a["currency"]:
-            at_risk[("drift_alerts", a["currency"])] += Decimal(a["amount"])
+            deal = a.get("correlation_id") or key.decode()
+            risks.append(AtRisk("drift_alerts", deal, a["currency"], Decimal(a["amount"])))
     _set(metrics.open_exceptions, backlog)
     _set(metrics.oldest_open_exception_seconds, oldest)
     _set(metrics.exceptions_past_sla, past_sla)
     _set(metrics.open_drift_alerts, alerts)
     _set(metrics.oldest_open_drift_alert_seconds, alert_age)
-    _set(metrics.revenue_at_risk, {k: float(v) for k, v in at_risk.items()})
+    _set(metrics.revenue_at_risk, {k: float(v) for k, v in revenue_at_risk(risks).items()})
 
 
 @app.timer(interval=GAUGE_INTERVAL_S)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from app.domain.at_risk import AtRisk, revenue_at_risk
+
 
 @dataclass
 class Observed:
@@ -53,13 +55,20 @@ def summarise(crm: Mapping[str, Any], erp: Mapping[str, Any], seen: Observed) ->
     resolved = {r["exception_id"] for r in seen.resolutions}
     opened = {a["alert_id"]: a for a in seen.alerts if a["state"] == "OPEN"}
     closed = {a["alert_id"] for a in seen.alerts if a["state"] == "RESOLVED"}
-    at_risk: dict[str, Decimal] = defaultdict(Decimal)
-    for a in opened.values():
-        if a["alert_id"] not in closed and a.get("amount_at_risk") is not None:
-            at_risk[a["currency"]] += Decimal(str(a["amount_at_risk"]))
-    for e in exceptions.values():
-        if e["exception_id"] not in resolved and e.get("amount_at_risk") is not None and e.get("currency"):
-            at_risk[e["currency"]] += Decimal(str(e["amount_at_risk"]))
+    risks = [
+        AtRisk(
+            "drift_alerts", a.get("correlation_id") or a["alert_id"], a["currency"], Decimal(str(a["amount_at_risk"]))
+        )
+        for a in opened.values()
+        if a["alert_id"] not in closed and a.get("amount_at_risk") is not None and a.get("currency")
+    ] + [
+        AtRisk(
+            "exceptions", e.get("correlation_id") or e["exception_id"], e["currency"], Decimal(str(e["amount_at_risk"]))
+        )
+        for e in exceptions.values()
+        if e["exception_id"] not in resolved and e.get("amount_at_risk") is not None and e.get("currency")
+    ]
+    at_risk = {currency: amount for (source, currency), amount in revenue_at_risk(risks).items() if source == "total"}
     lat = sorted(seen.create_latencies_ms)
     return {
         "crm": {
