@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(
         10.0, description="consumer session timeout: how soon a dead worker's partitions move"
     )
+    stall_after_s: float = Field(
+        120.0, description="an input partition with lag whose committed offset has not moved this long is stuck"
+    )
     commit_interval_s: float = Field(
         2.8, description="how often input offsets are committed: what a crashed worker re-reads and re-sends"
     )

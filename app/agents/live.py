@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections import Counter, defaultdict
 from decimal import Decimal
 
@@ -21,7 +22,7 @@ from app.domain.at_risk import AtRisk, revenue_at_risk
 from app.domain.escalation import due_at
 from app.domain.outputs import Output
 from app.faust_app import app, settings
-from app.ops import metrics
+from app.ops import metrics, stalls
 from app.ops.registry_probe import registry_reachable
 from app.ops.sources import unreadable_sources
 from app.ops.topic_presence import missing_topics
@@ -30,6 +31,7 @@ from app.state.tables import exception_ledger, open_alerts
 log = logging.getLogger(__name__)
 GAUGE_INTERVAL_S = 15.0
 _TIERS = {settings.topic(f"sync.retry.{tier}"): tier for tier, _ in TIERS}  # full topic name -> tier
+watch = stalls.StallWatch(settings.stall_after_s, {settings.topic(f"sync.retry.{t}"): delay for t, delay in TIERS})
 
 
 def track_alerts(outputs: list[Output]) -> None:
@@ -118,6 +120,11 @@ async def refresh_lag() -> None:
     # this run's commits; before the first one, what the group had committed when it was assigned
     committed = {**app.consumer._committed_offset, **app.monitor.tp_committed_offsets}
     lag = {(tp.topic, str(tp.partition)): max(0, end - (committed.get(tp) or 0)) for tp, end in highwaters.items()}
+    offsets = {(tp.topic, tp.partition): (committed.get(tp) or 0, end) for tp, end in highwaters.items()}
+    found = watch.observe(time.monotonic(), offsets)
+    if stalls.report(found) and found:
+        log.error("input partitions with lag and no progress (stalled): %s", "; ".join(found))
+    metrics.stuck_partitions.set(len(found))
     depth: Counter = Counter({(tier,): 0 for tier in _TIERS})
     for (topic, _), n in lag.items():
         tier = _TIERS.get(topic)

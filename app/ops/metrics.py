@@ -89,6 +89,10 @@ dedup_hits = Counter(
 missing_topics = Gauge(
     "crm_erp_sync_missing_topics", "Catalog topics the broker does not have (run `crm-erp-sync topics apply`)"
 )
+stuck_partitions = Gauge(
+    "crm_erp_sync_stuck_partitions",
+    "Assigned input partitions with lag whose committed offset has not moved for CRM_ERP_STALL_AFTER_S",
+)
 quarantine_blocked = Gauge(
     "crm_erp_sync_quarantine_blocked",
     "Partitions held because not even a minimal quarantine record can be written (the broker refuses it)",

@@ -98,6 +98,8 @@ class PipelineStatus:
     registry_reachable: bool
     missing_topics: tuple[str, ...] = ()  # catalog topics the broker does not have
     unreadable_source_schemas: tuple[str, ...] = ()  # CDC writer schemas the mappings cannot read
+    stuck_partitions: tuple[str, ...] = ()  # input partitions with lag and no progress
+    quarantine_blocked: tuple[str, ...] = ()  # partitions waiting on a quarantine the broker refuses
     table_partitions: tuple[int, ...] = ()  # the state tables' partitions this worker holds
     total_table_partitions: int | None = None
     events_processed: int | None = None  # since this worker started
@@ -284,6 +286,10 @@ def _overall(s: PipelineStatus) -> tuple[str, str]:
     if s.unreadable_source_schemas:
         n = len(s.unreadable_source_schemas)
         problems.append(f"{n} CDC writer schemas unreadable (run crm-erp-sync sources check)")
+    if s.stuck_partitions:
+        problems.append(f"{len(s.stuck_partitions)} input partitions stalled")
+    if s.quarantine_blocked:
+        problems.append(f"{len(s.quarantine_blocked)} partitions wait on a refused quarantine")
     return "bad", "Not ready: " + (", ".join(problems) or "see /ready")
 
 
@@ -302,6 +308,8 @@ def _status_section(s: PipelineStatus) -> str:
         ("Schema registry reachable", _yes_no(s.registry_reachable)),
         ("Catalog topics missing on the broker", esc(", ".join(s.missing_topics)) or "none"),
         ("CDC writer schemas the mappings cannot read", esc(" | ".join(s.unreadable_source_schemas)) or "none"),
+        ("Input partitions stalled (lag, no progress)", esc(" | ".join(s.stuck_partitions)) or "none"),
+        ("Partitions waiting on a refused quarantine", esc(" | ".join(s.quarantine_blocked)) or "none"),
         ("Events processed (since this worker started)", esc(_count(s.events_processed))),
         ("Commands emitted (since this worker started)", esc(_count(s.commands_emitted))),
     ]

@@ -24,7 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from app.client_config import secret
 from app.domain import escalation
 from app.faust_app import app, settings
-from app.ops import blocked, metrics, ops_page
+from app.ops import blocked, metrics, ops_page, stalls
 from app.ops.faust_metrics import cache_labels
 from app.ops.registry_probe import registry_reachable
 from app.ops.sources import unreadable_sources
@@ -86,6 +86,7 @@ async def readiness() -> dict[str, Any]:
     missing = await missing_topics()
     unreadable = await unreadable_sources()
     held = blocked.held()
+    stuck = stalls.stuck()
     ready = (
         bool(assigned)
         and recovered
@@ -94,6 +95,7 @@ async def readiness() -> dict[str, Any]:
         and not missing
         and not unreadable
         and not held
+        and not stuck
     )
     return {
         "ready": ready,
@@ -104,6 +106,7 @@ async def readiness() -> dict[str, Any]:
         "missing_topics": missing,
         "unreadable_source_schemas": unreadable,
         "quarantine_blocked": held,
+        "stuck_partitions": stuck,
     }
 
 
@@ -125,6 +128,8 @@ class Ops(View):
             registry_reachable=ready["registry_reachable"],
             missing_topics=tuple(ready["missing_topics"]),
             unreadable_source_schemas=tuple(ready["unreadable_source_schemas"]),
+            stuck_partitions=tuple(ready["stuck_partitions"]),
+            quarantine_blocked=tuple(f"{k}: {v}" for k, v in ready["quarantine_blocked"].items()),
             table_partitions=tuple(sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)),
             total_table_partitions=exception_ledger.partitions or settings.topic_partitions,
             events_processed=_total(metrics.events_consumed),

@@ -229,3 +229,14 @@ def test_the_screenshot_command_is_wired_and_says_when_there_is_no_browser(capsy
         find_chromium("/nonexistent/chromium")
     assert cli.main(["ops-screenshot", "--chromium", "/nonexistent/chromium", "--out", "/tmp/never.png"]) == 1
     assert "no browser at '/nonexistent/chromium'" in capsys.readouterr().err
+
+
+def test_stalled_partitions_and_a_blocked_quarantine_make_the_page_say_not_ready_and_why():
+    status = ops_page.PipelineStatus(
+        ready=False, assigned_partitions=4, tables_recovered=True, rebalancing=False, registry_reachable=True,
+        stuck_partitions=("crm.public.opportunity/2: lag 90, no progress for 130 s",),
+        quarantine_blocked=("crm.public.account/0/7: ProducerSendError: topic authorization failed",),
+    )  # fmt: skip
+    page = ops_page.render(status, [], [], NOW, [], 0)
+    assert "1 input partitions stalled" in page and "1 partitions wait on a refused quarantine" in page
+    assert "crm.public.opportunity/2: lag 90, no progress for 130 s" in page
