@@ -118,7 +118,8 @@ def test_disagreements_open_alerts_and_restored_parity_resolves_them(sandbox: Sa
             and 'crm_erp_sync_open_drift_alerts{kind="LINE_MISMATCH"} 1.0' in m
         ),
     )
-    assert 'crm_erp_sync_revenue_at_risk{currency="EUR",source="drift_alerts"} 110.0' in metrics  # 10 + 100
+    # opp-f3's two alerts (10.00 amount mismatch, 100.00 of lines) put one deal at risk: its largest amount
+    assert 'crm_erp_sync_revenue_at_risk{currency="EUR",source="drift_alerts"} 100.0' in metrics
     assert 'crm_erp_sync_drift_alerts_total{kind="LIFECYCLE_GAP",state="RESOLVED"} 1.0' in metrics
     assert 'crm_erp_sync_commands_emitted_total{type="CrmUpdateCommand"}' in metrics
     assert "crm_erp_sync_registry_up 1.0" in metrics

@@ -64,6 +64,8 @@ def test_a_message_whose_copies_would_be_too_large_is_dead_lettered_by_its_coord
     sandbox.collect(COMMANDS, lambda ms: any(m.key() == b"opp-after" for m in ms), 90, "the next deal")
     dead = sandbox.everything("sync.dead-letter", quiet=3)
     assert len(dead) == 1, len(dead)  # once: not re-quarantined on every restart or retry
-    assert dead[0].value() is None and dict(dead[0].headers())["x-payload-dropped"] == b"900001"
+    dropped = len(b"opp-huge") + 900_001  # the key is kept; the size counts key and value
+    assert dead[0].value() is None and dead[0].key() == b"opp-huge"
+    assert dict(dead[0].headers())["x-payload-dropped"] == str(dropped).encode()
     [record] = [sandbox.decode(m) for m in sandbox.everything("sync.exceptions", quiet=1)]
-    assert record["original_value"] is None and "not copied: 900001 bytes" in record["detail"]
+    assert record["original_value"] is None and f"not copied: {dropped} bytes" in record["detail"]
