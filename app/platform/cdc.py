@@ -31,7 +31,7 @@ import httpx
 from app.platform import fetch
 from app.platform.errors import PlatformError
 from app.platform.java import find_java
-from app.platform.processes import Tracked, port_open
+from app.platform.processes import Tracked, port_open, wait_until_answers
 from app.settings import REPO_ROOT, Settings
 
 POSTGRES_READY_S = 60
@@ -167,13 +167,7 @@ def _start_postgres(s: Settings, lay: CdcLayout, say) -> None:
             lay.root / "logs" / "postgres.log", lay.pg_dir, user=user,
         )  # fmt: skip
         say(f"postgres  started (pid {pid}), waiting for it to answer…")
-    deadline = time.monotonic() + POSTGRES_READY_S
-    while not _pg_answers(s):
-        if proc.exited_early():
-            raise PlatformError(f"postgres exited during start-up; see {lay.root / 'logs' / 'postgres.log'}")
-        if time.monotonic() > deadline:
-            raise PlatformError(f"postgres did not answer within {POSTGRES_READY_S}s")
-        time.sleep(0.3)
+    wait_until_answers("postgres", lambda: _pg_answers(s), proc, POSTGRES_READY_S, lay.root / "logs" / "postgres.log")
     _provision(s)
 
 
@@ -259,13 +253,8 @@ def _start_connect(s: Settings, lay: CdcLayout, say) -> None:
             lay.root / "logs" / "connect.out", lay.connect_dir,
         )  # fmt: skip
         say(f"connect   started (pid {pid}), waiting for it to answer…")
-    deadline = time.monotonic() + CONNECT_READY_S
-    while not _connect_answers(url):
-        if proc.exited_early():
-            raise PlatformError(f"Kafka Connect exited during start-up; see {lay.root / 'logs' / 'connect.out'}")
-        if time.monotonic() > deadline:
-            raise PlatformError(f"Kafka Connect did not answer within {CONNECT_READY_S}s")
-        time.sleep(0.5)
+    log = lay.root / "logs" / "connect.out"
+    wait_until_answers("Kafka Connect", lambda: _connect_answers(url), proc, CONNECT_READY_S, log)
 
 
 def connect_url(s: Settings) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import httpx
 from app.platform import cdc, fetch, tls
 from app.platform.errors import PlatformError
 from app.platform.java import find_java
-from app.platform.processes import Tracked, port_open
+from app.platform.processes import Tracked, port_open, wait_until_answers
 from app.settings import Settings
 
 KAFKA_READY_S = 90
@@ -84,24 +83,6 @@ def registry_answers(url: str, timeout: float = 3.0) -> bool:
         return httpx.get(f"{url.rstrip('/')}/subjects", timeout=timeout).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def _wait(what: str, probe, proc: Tracked, seconds: float, log: Path) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if probe():
-            return
-        if proc.exited_early():
-            raise PlatformError(f"{what} exited during start-up; last lines of {log}:\n{_tail(log)}")
-        time.sleep(0.5)
-    raise PlatformError(f"{what} did not answer within {seconds:.0f}s; see {log}:\n{_tail(log)}")
-
-
-def _tail(path: Path, lines: int = 25) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def _start_kafka(s: Settings, lay: Layout, say) -> None:
@@ -179,7 +160,9 @@ def _start_kafka(s: Settings, lay: Layout, say) -> None:
             lay.kafka_dir,
         )
         say(f"kafka     started (pid {pid}), waiting for it to answer…")
-    _wait("kafka", lambda: kafka_answers(bootstrap), lay.kafka, KAFKA_READY_S, lay.logs / "kafka" / "server.log")
+    wait_until_answers(
+        "kafka", lambda: kafka_answers(bootstrap), lay.kafka, KAFKA_READY_S, lay.logs / "kafka" / "server.log"
+    )
     if not port_open(s.kafka_sasl_ssl_port):
         say(
             f"kafka     has no secure listener on {s.kafka_sasl_ssl_port}: it was started from an older "
@@ -285,7 +268,9 @@ def _start_registry(s: Settings, lay: Layout, say) -> None:
             lay.registry_dir,
         )
         say(f"registry  started (pid {pid}), waiting for it to answer…")
-    _wait("registry", lambda: registry_answers(url), lay.registry, REGISTRY_READY_S, lay.logs / "registry.log")
+    wait_until_answers(
+        "registry", lambda: registry_answers(url), lay.registry, REGISTRY_READY_S, lay.logs / "registry.log"
+    )
 
 
 def up(s: Settings, say=print, with_cdc: bool = False) -> None:

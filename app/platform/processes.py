@@ -8,8 +8,11 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from app.platform.errors import PlatformError
 
 
 def port_open(port: int) -> bool:
@@ -17,6 +20,25 @@ def port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def wait_until_answers(what: str, probe: Callable[[], bool], proc: Tracked, seconds: float, log: Path) -> None:
+    """Poll ``probe`` until it answers; a start-up crash or a timeout is an error quoting ``log``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if probe():
+            return
+        if proc.exited_early():
+            raise PlatformError(f"{what} exited during start-up; last lines of {log}:\n{_tail(log)}")
+        time.sleep(0.5)
+    raise PlatformError(f"{what} did not answer within {seconds:.0f}s; see {log}:\n{_tail(log)}")
 
 
 @dataclass(frozen=True)
