@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CLI    := $(BIN)/crm-erp-sync
 
-.PHONY: help demo run run-cdc test lint gate format down status venv lock bench promtool chromium postgres
+.PHONY: help demo run run-cdc test soak lint gate format down status venv lock bench promtool chromium postgres
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -39,6 +39,9 @@ run-cdc: venv postgres  ## `make run` with a real CRM: PostgreSQL + Kafka Connec
 
 test: venv promtool chromium postgres  ## the whole suite (brings the local platform up if it is not, and down again if it did)
 	$(BIN)/pytest
+
+soak: venv postgres  ## the kill -9 / restart test 20 times in a row (make test runs it 3 times)
+	CRM_ERP_RESTART_RUNS=20 $(BIN)/pytest tests/integration/test_opportunity_to_order.py -k sigkill
 
 promtool:        ## promtool (Debian's prometheus package) checks and unit-tests the alert rules
 	@command -v promtool >/dev/null || { echo "installing promtool (Debian package prometheus)"; \

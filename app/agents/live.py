@@ -8,6 +8,7 @@ revenue at risk. Each worker reports its own partitions; Prometheus sums the wor
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -22,7 +23,7 @@ from app.domain.at_risk import AtRisk, revenue_at_risk
 from app.domain.escalation import due_at
 from app.domain.outputs import Output
 from app.faust_app import app, settings
-from app.ops import metrics, stalls
+from app.ops import metrics, stalls, task_dump
 from app.ops.registry_probe import registry_reachable
 from app.ops.sources import unreadable_sources
 from app.ops.topic_presence import missing_topics
@@ -143,6 +144,11 @@ async def update_lag() -> None:
         await refresh_lag()
     except Exception:
         log.exception("refreshing the lag gauges failed; will try again")
+
+
+@app.task
+async def dump_tasks_on_sigusr1() -> None:
+    task_dump.install(asyncio.get_running_loop())
 
 
 @app.task
