@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import subprocess
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
@@ -85,6 +86,16 @@ def registry_answers(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
+def new_cluster_id(uuid4: Callable[[], uuid.UUID] = uuid.uuid4) -> str:
+    """A KRaft cluster id: a UUID in 22 URL-safe base64 characters, never one starting with '-'.
+    kafka-storage's argument parser takes such an id for an option and refuses to format (1 fresh
+    broker in 64 failed to start); Kafka's own Uuid.randomUuid() skips those ids too."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 def _start_kafka(s: Settings, lay: Layout, say) -> None:
     bootstrap = f"127.0.0.1:{s.kafka_port}"
     if lay.kafka.pid() is not None:
@@ -118,7 +129,7 @@ def _start_kafka(s: Settings, lay: Layout, say) -> None:
         props.write_text(rendered)
         cluster_file = lay.kafka_dir / "cluster-id"
         if not cluster_file.exists():
-            cluster_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+            cluster_file.write_text(new_cluster_id())
         log_opts = [
             f"-Dkafka.logs.dir={lay.logs / 'kafka'}",
             f"-Dlog4j2.configurationFile={s.platform_config_dir / 'log4j2.yaml'}",
