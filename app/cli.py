@@ -26,12 +26,9 @@ def _platform(args: argparse.Namespace) -> int:
 
 
 def _worker(args: argparse.Namespace) -> int:
-    import mode.loop
+    from app.engine.worker import main
 
-    mode.loop.use("uvloop")  # before the app exists: libuv's loop costs less per event than asyncio's
-    from app.faust_app import run_worker
-
-    return run_worker(args.loglevel, web=not args.without_web)
+    return main(args.loglevel, web=not args.without_web)
 
 
 def _topics(args: argparse.Namespace) -> int:
@@ -113,7 +110,7 @@ def _schemas_compat(args: argparse.Namespace) -> int:
 
 def _sources(args: argparse.Namespace) -> int:
     from app.catalog import default_catalog
-    from app.ops.sources import SourceChecker
+    from app.serde.source_schemas import SourceChecker
 
     verdicts = SourceChecker(get_settings(), latest=args.latest).check(default_catalog())
     for verdict in verdicts:

@@ -2,10 +2,10 @@
 
 Each confluent-kafka ``Producer``/``Consumer``/``AdminClient`` takes ``kafka_config(s, {...options})``,
 each ``SchemaRegistryClient``/``AsyncSchemaRegistryClient`` takes ``registry_config(s, {...})``, plain
-HTTP calls to the registry take ``registry_http(s)``, and the Faust app takes ``faust_broker(s)`` and
-``faust_credentials(s)``. So PLAINTEXT, TLS, mutual TLS and SASL_SSL (SCRAM) are configured once, by the
-``CRM_ERP_KAFKA_*`` / ``CRM_ERP_REGISTRY_*`` settings (see ``app/settings.py`` and the README's Security
-section).
+HTTP calls to the registry take ``registry_http(s)``; the Faust app's broker and credentials are
+built from the same settings in ``app/engine/credentials.py``. So PLAINTEXT, TLS, mutual TLS and
+SASL_SSL (SCRAM) are configured once, by the ``CRM_ERP_KAFKA_*`` / ``CRM_ERP_REGISTRY_*`` settings
+(see ``app/settings.py`` and docs/operations.md, Security).
 
 Secrets (SASL password, key password, registry password) come from the settings (environment) or
 their ``*_FILE`` variants, read when a client is built; they are only ever placed in the client
@@ -17,14 +17,11 @@ from __future__ import annotations
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import SecretStr
 
 from app.settings import Settings
-
-if TYPE_CHECKING:
-    from faust.types.auth import CredentialsT
 
 TLS_PROTOCOLS = ("SSL", "SASL_SSL")
 
@@ -112,6 +109,13 @@ def kafka_config(s: Settings, options: Mapping[str, Any] | None = None) -> dict[
     return conf
 
 
+def admin_client(s: Settings):
+    """A confluent-kafka AdminClient for the configured cluster."""
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient(kafka_config(s))
+
+
 def kafka_address(s: Settings) -> str:
     """The brokers and how the client meets them, for error messages: a wrong credential shows up as an
     unreachable broker in librdkafka's metadata calls, so the message says which protocol and user."""
@@ -129,28 +133,6 @@ def kafka_ssl_context(s: Settings) -> ssl.SSLContext:
     if cert:
         ctx.load_cert_chain(cert, _file(s, "kafka_ssl_key_file"), secret(s, "kafka_ssl_key_password"))
     return ctx
-
-
-def faust_broker(s: Settings) -> str:
-    """The Faust broker URL (``kafka://`` whatever the protocol: ``faust_credentials`` carries that)."""
-    return f"kafka://{s.kafka_bootstrap}"
-
-
-def faust_credentials(s: Settings) -> CredentialsT | None:
-    """Faust's ``broker_credentials``: None for PLAINTEXT, TLS for SSL, SASL over TLS for SASL_SSL."""
-    protocol = s.kafka_security_protocol
-    if protocol not in TLS_PROTOCOLS:
-        return None
-    import faust  # only the worker needs it; the ops commands build confluent-kafka configs
-
-    if protocol == "SSL":
-        return faust.SSLCredentials(kafka_ssl_context(s))
-    return faust.SASLCredentials(
-        username=s.kafka_sasl_username,
-        password=secret(s, "kafka_sasl_password"),
-        ssl_context=kafka_ssl_context(s),
-        mechanism=s.kafka_sasl_mechanism,
-    )
 
 
 def registry_config(s: Settings, options: Mapping[str, Any] | None = None) -> dict[str, Any]:

@@ -20,8 +20,6 @@ import logging
 import time
 from typing import Any
 
-from app.agents import outputs
-from app.agents.guard import guarded, replay_headers
 from app.catalog import default_catalog
 from app.cdc import messages
 from app.cdc.envelope import Normaliser, key_id
@@ -29,11 +27,13 @@ from app.domain.changes import Lineage, Op, RowChange
 from app.domain.customers import customer_outputs, upsert_customer
 from app.domain.errors import ReasonCode, SyncError
 from app.domain.references import Account
-from app.faust_app import app, settings
-from app.ops import metrics
-from app.runtime import runtime
+from app.engine import outputs
+from app.engine.app import app, settings
+from app.engine.guard import guarded, replay_headers
+from app.engine.runtime import runtime
+from app.engine.tables import row_index
+from app.observe import metrics
 from app.serde import wire
-from app.state.tables import row_index
 
 log = logging.getLogger(__name__)
 

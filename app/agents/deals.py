@@ -17,8 +17,6 @@ import time
 
 import orjson
 
-from app.agents import outputs
-from app.agents.guard import guarded
 from app.agents.live import track_alerts
 from app.cdc import messages
 from app.domain.deal import DealState, source_ts_ms
@@ -27,10 +25,12 @@ from app.domain.feedback import on_erp_event
 from app.domain.lifecycle import ErpEvent
 from app.domain.orders import Outcome, decide, waiting_for
 from app.domain.parity import next_check_ms
-from app.faust_app import app, settings
-from app.ops import metrics
-from app.runtime import runtime
-from app.state.tables import deadlines, deals, parked
+from app.engine import outputs
+from app.engine.app import app, settings
+from app.engine.guard import guarded
+from app.engine.runtime import runtime
+from app.engine.tables import deadlines, deals, parked
+from app.observe import metrics
 
 log = logging.getLogger(__name__)
 

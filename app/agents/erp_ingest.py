@@ -11,15 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from app.agents import outputs
-from app.agents.guard import guarded
 from app.cdc import messages
 from app.domain.changes import Lineage
 from app.domain.errors import ReasonCode, SyncError
 from app.domain.lifecycle import ErpEvent, ErpKind
-from app.faust_app import app, settings
-from app.ops import metrics
-from app.runtime import runtime
+from app.engine import outputs
+from app.engine.app import app, settings
+from app.engine.guard import guarded
+from app.engine.runtime import runtime
+from app.observe import metrics
 
 EVENTS_TOPIC = "erp.events.sales-order"
 erp_events = app.topic(settings.topic(EVENTS_TOPIC), key_serializer="raw", value_serializer="raw")

@@ -15,14 +15,14 @@ import time
 
 import orjson
 
-from app.agents import outputs
-from app.agents.guard import guarded
 from app.domain import escalation, exception_state
 from app.domain.outputs import EXCEPTION, RESOLUTION
-from app.faust_app import app, settings
-from app.ops import metrics
-from app.runtime import runtime
-from app.state.tables import escalation_due, exception_ledger
+from app.engine import outputs
+from app.engine.app import app, settings
+from app.engine.guard import guarded
+from app.engine.runtime import runtime
+from app.engine.tables import escalation_due, exception_ledger
+from app.observe import metrics
 
 log = logging.getLogger(__name__)
 

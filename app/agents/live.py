@@ -17,17 +17,17 @@ from decimal import Decimal
 
 import orjson
 
-from app.agents.guard import TIERS
 from app.domain import exception_state
 from app.domain.at_risk import AtRisk, revenue_at_risk
 from app.domain.escalation import due_at
 from app.domain.outputs import Output
-from app.faust_app import app, settings
-from app.ops import metrics, stalls, task_dump
-from app.ops.registry_probe import registry_reachable
-from app.ops.sources import unreadable_sources
-from app.ops.topic_presence import missing_topics
-from app.state.tables import exception_ledger, open_alerts
+from app.engine.app import app, settings
+from app.engine.guard import TIERS
+from app.engine.tables import exception_ledger, open_alerts
+from app.observe import metrics, stalls, task_dump
+from app.observe.registry_probe import registry_reachable
+from app.observe.source_schemas import unreadable_sources
+from app.observe.topic_presence import missing_topics
 
 log = logging.getLogger(__name__)
 GAUGE_INTERVAL_S = 15.0
@@ -48,7 +48,7 @@ def track_alerts(outputs: list[Output]) -> None:
                     "amount": v["amount_at_risk"],
                     "currency": v["currency"],
                     "opened": v["opened_at"],
-                    # for the /ops page (app/ops/ops_page.py): ids, owner and a summary, no customer data
+                    # for the /ops page (app/observe/ops_page.py): ids, owner and a summary, no customer data
                     "severity": v.get("severity"),
                     "owner": v.get("suggested_owner"),
                     "correlation_id": v.get("correlation_id"),

@@ -14,15 +14,15 @@ from decimal import Decimal
 
 import orjson
 
-from app.agents import outputs
-from app.agents.guard import guarded
 from app.agents.live import track_alerts
 from app.domain import aggregate
 from app.domain.aggregate import Bucket, Fact, Thresholds
-from app.faust_app import app, settings
-from app.ops import metrics
-from app.runtime import runtime
-from app.state.tables import parity_entries, parity_windows
+from app.engine import outputs
+from app.engine.app import app, settings
+from app.engine.guard import guarded
+from app.engine.runtime import runtime
+from app.engine.tables import parity_entries, parity_windows
+from app.observe import metrics
 
 log = logging.getLogger(__name__)
 

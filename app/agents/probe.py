@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import time
 
-from app.agents.guard import guarded
-from app.faust_app import app, settings
-from app.runtime import runtime
+from app.engine.app import app, settings
+from app.engine.guard import guarded
+from app.engine.runtime import runtime
 
 PROBE = "io.crmerpsync.sync.PipelineProbe"
 RESULT = "io.crmerpsync.sync.PipelineProbeResult"

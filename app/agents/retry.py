@@ -12,12 +12,12 @@ import asyncio
 import functools
 import time
 
-from app.agents import outputs
-from app.agents.guard import TIERS, guarded, headers_of, until_sent
 from app.catalog import default_catalog
 from app.domain import retries
-from app.faust_app import app, settings
-from app.ops import metrics
+from app.engine import outputs
+from app.engine.app import app, settings
+from app.engine.guard import TIERS, guarded, headers_of, until_sent
+from app.observe import metrics
 
 STEP_S = 0.5
 # catalog topics the domain re-sends through the tiers (a create after a retryable ERP rejection)

@@ -37,23 +37,23 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from app.catalog import default_catalog
 from app.cdc import messages
 from app.cdc.envelope import Normaliser, key_id
-from app.client_config import kafka_config, registry_config, security_env
+from app.client_config import admin_client, kafka_config, registry_config, security_env
 from app.contracts import default_index
 from app.contracts.models import model
 from app.domain.changes import Lineage, Op
 from app.domain.deal import DealState
 from app.domain.orders import DealChange, decide
 from app.domain.outputs import JSON
+from app.engine.reference_store import ReferenceStore
+from app.engine.runtime import Runtime
 from app.ops import schemas_admin, topics_admin
 from app.ops.simulate import producer_schema_id
 from app.ops.worker_process import WorkerProcess
-from app.runtime import Runtime
 from app.serde import wire
 from app.serde.avro import AvroEncoder
 from app.settings import Settings
 from app.sim import debezium as dbz
 from app.sim import workload
-from app.state.reference_store import ReferenceStore
 
 CRM = ("account", "product", "pricebook_entry", "opportunity", "opportunity_line_item")
 COMMANDS = "erp.commands.sales-order"
@@ -173,7 +173,7 @@ def _consume_all(consumer: Consumer, total: int, on_msg: Callable[[Any], None], 
 
 def io_ceiling(env: Env, total: int) -> float:
     out = env.settings.topic("bench-io")
-    admin = topics_admin.admin_client(env.settings)
+    admin = admin_client(env.settings)
     admin.create_topics([NewTopic(out, 4, 1)])[out].result(30)
     producer = env.producer()
     consumer = env.consumer([f"crm.public.{t}" for t in CRM])

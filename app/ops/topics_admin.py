@@ -16,7 +16,7 @@ from confluent_kafka.admin import (
 )
 
 from app.catalog import TopicSpec
-from app.client_config import kafka_config
+from app.client_config import admin_client
 from app.settings import Settings
 
 TIMEOUT_S = 30
@@ -31,10 +31,6 @@ class Drift:
 
     def __str__(self) -> str:
         return f"{self.topic}: {self.what} is {self.cluster} on the cluster, {self.catalog} in the catalog"
-
-
-def admin_client(s: Settings) -> AdminClient:
-    return AdminClient(kafka_config(s))
 
 
 def _describe(admin: AdminClient, names: list[str]) -> tuple[dict[str, int], dict[str, dict[str, str]]]:

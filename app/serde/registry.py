@@ -16,7 +16,7 @@ from confluent_kafka.schema_registry import AsyncSchemaRegistryClient, Schema
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from app.domain.errors import ReasonCode, SyncError, TransientError
-from app.ops import metrics
+from app.observe import metrics
 
 
 def parse(schema: dict[str, Any] | str) -> dict[str, Any]:

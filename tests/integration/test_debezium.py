@@ -20,8 +20,8 @@ from pydantic import SecretStr
 
 from app.catalog import default_catalog
 from app.ops import crm_writer
-from app.ops.sources import SourceChecker
 from app.platform import cdc
+from app.serde.source_schemas import SourceChecker
 from app.sim import erp
 from tests.support.cdc import CrmDatabase
 from tests.support.kafka import Sandbox

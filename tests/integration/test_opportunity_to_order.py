@@ -186,7 +186,7 @@ def test_sigkill_mid_stream_yields_one_distinct_create_per_deal(sandbox: Sandbox
 
 
 def test_a_worker_joining_mid_stream_loses_nothing(sandbox: Sandbox, crm: Crm, worker_factory, tmp_path):
-    """Scale-out: partitions move to a second worker while the first is mid-stream (see app.stream_topic)."""
+    """Scale-out: partitions move to a second worker while the first is mid-stream (see app.engine.stream_topic)."""
     crm.reference_data()
     deals = [f"opp-s{i}" for i in range(400)]
     for opp in deals:

@@ -1,4 +1,4 @@
-"""The worker's librdkafka producer (app/rdkafka_producer.py) against the real broker and the pinned Faust."""
+"""The worker's librdkafka producer (app/engine/producer.py) against the real broker and the pinned Faust."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from aiokafka.partitioner import DefaultPartitioner
 from confluent_kafka.admin import NewTopic
 from faust.exceptions import ProducerSendError
 
-from app.client_config import faust_broker
-from app.ops import topics_admin
-from app.rdkafka_producer import App, Producer
+from app.client_config import admin_client
+from app.engine.credentials import faust_broker
+from app.engine.producer import App, Producer
 from app.settings import Settings
 
 
 @pytest.fixture
 def topic(platform: Settings):
     name = f"t{uuid.uuid4().hex[:10]}.rdkafka-producer"
-    admin = topics_admin.admin_client(platform)
+    admin = admin_client(platform)
     admin.create_topics([NewTopic(name, 4, 1)])[name].result(30)
     yield name
     admin.delete_topics([name])[name].result(30)
@@ -103,7 +103,7 @@ def test_a_message_the_broker_cannot_take_fails_with_a_send_error(platform: Sett
 def test_a_delivery_that_fails_makes_every_later_flush_raise(platform: Settings, topic: str) -> None:
     """Stock Faust logs a failed delivery and commits past it; the commit must fail instead."""
     small = f"{topic}-small"
-    admin = topics_admin.admin_client(platform)
+    admin = admin_client(platform)
     admin.create_topics([NewTopic(small, 1, 1, config={"max.message.bytes": "1000"})])[small].result(30)
 
     async def body(producer: Producer) -> None:
@@ -144,13 +144,13 @@ def test_a_delivery_report_that_cannot_be_handled_fails_its_send_and_the_next_fl
 def test_table_changelog_writes_go_straight_to_their_partition_and_record_the_recovery_point(
     platform: Settings, topic: str, tmp_path
 ) -> None:
-    """app/changelog_table.py: the message lands in the event's partition of the changelog, and the
+    """app/engine/table.py: the message lands in the event's partition of the changelog, and the
     store remembers its offset as Faust's own changelog callback would (recovery starts there)."""
     from confluent_kafka import Consumer, TopicPartition
     from faust.types import TP
 
-    from app.changelog_table import Table
     from app.client_config import kafka_config
+    from app.engine.table import Table
 
     async def main() -> None:
         app_id, broker = f"t{uuid.uuid4().hex[:8]}", faust_broker(platform)

@@ -9,6 +9,7 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 from confluent_kafka.schema_registry import Schema
 
 from app.catalog import default_catalog
+from app.client_config import admin_client
 from app.contracts import default_index
 from app.ops import schemas_admin, topics_admin
 from tests.support.evolution import CASES, Case
@@ -33,7 +34,7 @@ def test_catalog_apply_creates_every_topic_and_a_second_apply_is_a_no_op(sandbox
 def test_check_reports_config_and_partition_drift_and_apply_repairs_it(sandbox: Sandbox):
     spec = next(s for s in default_catalog() if s.name == "sync.audit")
     topics_admin.apply(sandbox.settings, [spec], say=lambda _: None)
-    admin = topics_admin.admin_client(sandbox.settings)
+    admin = admin_client(sandbox.settings)
     name = sandbox.topic(spec.name)
     entry = ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)
     for fut in admin.incremental_alter_configs([ConfigResource("topic", name, incremental_configs=[entry])]).values():

@@ -18,6 +18,7 @@ from confluent_kafka.admin import NewTopic
 from confluent_kafka.schema_registry import Schema
 
 from app.catalog import default_catalog
+from app.client_config import admin_client
 from app.contracts import default_index
 from app.ops import schemas_admin, topics_admin
 from app.sim import debezium as dbz
@@ -62,7 +63,7 @@ def test_schemas_register_never_registers_or_levels_a_cdc_subject(sandbox: Sandb
 def test_topics_apply_creates_a_missing_cdc_topic_but_never_reconfigures_the_producers(sandbox: Sandbox):
     spec = next(s for s in default_catalog() if s.name == "crm.public.opportunity")
     name = sandbox.topic(spec.name)
-    admin = topics_admin.admin_client(sandbox.settings)
+    admin = admin_client(sandbox.settings)
     # the producer's own choice: compacted, 2 partitions
     new = NewTopic(name, 2, 1, config={"cleanup.policy": "compact"})
     for fut in admin.create_topics([new]).values():

@@ -28,9 +28,9 @@ from app.domain.orders import DealChange, decide
 from app.domain.outputs import Output
 from app.domain.references import Account
 from app.domain.validation import Policy
+from app.engine.reference_store import ReferenceStore
 from app.serde import wire
 from app.sim import crm
-from app.state.reference_store import ReferenceStore
 from tests.support.erp import contract_problems
 
 ERP_EVENT = "io.crmerpsync.erp.events.ErpOrderEvent"

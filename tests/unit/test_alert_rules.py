@@ -34,7 +34,7 @@ def test_the_rule_unit_tests_pass():
 def test_every_rule_names_only_metrics_the_service_or_faust_exports():
     import re
 
-    from app.ops import metrics
+    from app.observe import metrics
 
     exported = {m._name for m in vars(metrics).values() if hasattr(m, "_name")}
     names = set(re.findall(r"\b(crm_erp_sync_[a-z_]+)", (DEPLOY / "alert-rules.yml").read_text()))

@@ -1,11 +1,11 @@
-"""Table reads (app/changelog_table.py): one store lookup each, with Faust's miss behaviour."""
+"""Table reads (app/engine/table.py): one store lookup each, with Faust's miss behaviour."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.changelog_table import Table
-from app.rdkafka_producer import App
+from app.engine.producer import App
+from app.engine.table import Table
 
 
 class CountingStore(dict):

@@ -17,6 +17,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from pydantic import ValidationError
 
 from app import client_config as cc
+from app.engine.credentials import faust_broker, faust_credentials
 from app.platform import tls
 from app.settings import Settings
 from tests.support.kafka import free_port
@@ -48,8 +49,8 @@ def test_plaintext_is_the_default_and_call_site_options_go_on_top():
     assert cc.kafka_config(s) == {"bootstrap.servers": "k:9092", "security.protocol": "PLAINTEXT"}
     conf = cc.kafka_config(s, {"group.id": "g", "linger.ms": 5})
     assert conf == {"bootstrap.servers": "k:9092", "security.protocol": "PLAINTEXT", "group.id": "g", "linger.ms": 5}
-    assert cc.faust_credentials(s) is None
-    assert cc.faust_broker(s) == "kafka://k:9092"
+    assert faust_credentials(s) is None
+    assert faust_broker(s) == "kafka://k:9092"
 
 
 def test_error_messages_say_how_the_client_meets_the_brokers(certs):
@@ -101,7 +102,7 @@ def test_mutual_tls_maps_certificate_key_and_key_password_file(certs):
         "ssl.key.location": str(certs.client_key),
         "ssl.key.password": certs.client_key_password.read_text(),
     }
-    creds = cc.faust_credentials(s)
+    creds = faust_credentials(s)
     assert type(creds).__name__ == "SSLCredentials"
     assert creds.context.verify_mode == ssl.CERT_REQUIRED and creds.context.check_hostname
 
@@ -133,7 +134,7 @@ def test_secrets_are_masked_in_repr_str_and_dumps(certs):
     s = sasl_settings(
         certs, registry_username="reg", registry_password=PASSWORD, kafka_ssl_key_password=PASSWORD, **HTTPS
     )
-    for text in (repr(s), str(s), s.model_dump_json(), repr(s.model_dump()), repr(cc.faust_credentials(s))):
+    for text in (repr(s), str(s), s.model_dump_json(), repr(s.model_dump()), repr(faust_credentials(s))):
         assert PASSWORD not in text
     assert "**********" in repr(s)
 
@@ -181,7 +182,7 @@ def test_unusable_files_are_named_without_their_content(certs, tmp_path):
 
 
 def test_faust_gets_scram_over_tls_with_a_verifying_context(certs):
-    creds = cc.faust_credentials(sasl_settings(certs))
+    creds = faust_credentials(sasl_settings(certs))
     assert type(creds).__name__ == "SASLCredentials"
     assert creds.protocol.value == "SASL_SSL" and creds.mechanism.value == "SCRAM-SHA-512"
     assert (creds.username, creds.password) == ("svc-sync", PASSWORD)

@@ -1,7 +1,7 @@
 """The Grafana dashboards query only series the service or Faust exports, through the provisioned datasource.
 
-Series names come from the collectors themselves (``app.ops.metrics``, and Faust's ``FaustMetrics``
-built with the prefix ``app/ops/web.py`` gives it), expanded the way prometheus_client exposes them:
+Series names come from the collectors themselves (``app.observe.metrics``, and Faust's ``FaustMetrics``
+built with the prefix ``app/engine/web.py`` gives it), expanded the way prometheus_client exposes them:
 counters as ``_total``, histograms as ``_bucket``/``_sum``/``_count``. docker-compose.yml's side
 (mounts, datasource URL) is in test_compose.py.
 """
@@ -46,15 +46,15 @@ def series_names(families: Iterable) -> set[str]:
 
 
 def service_series() -> set[str]:
-    from app.ops import metrics
+    from app.observe import metrics
 
     collectors = [m for m in vars(metrics).values() if isinstance(m, MetricWrapperBase)]
     return series_names(family for c in collectors for family in c.describe())
 
 
 def faust_prefix() -> str:
-    """The name prefix app/ops/web.py hands to ``FaustMetrics.create`` (normalised as Faust does)."""
-    tree = ast.parse((REPO_ROOT / "app" / "ops" / "web.py").read_text())
+    """The name prefix app/engine/web.py hands to ``FaustMetrics.create`` (normalised as Faust does)."""
+    tree = ast.parse((REPO_ROOT / "app" / "engine" / "web.py").read_text())
     calls = [
         node
         for node in ast.walk(tree)
@@ -62,7 +62,7 @@ def faust_prefix() -> str:
         and getattr(node.func, "attr", None) == "create"
         and getattr(node.func.value, "id", None) == "FaustMetrics"
     ]
-    assert len(calls) == 1, "app/ops/web.py should create Faust's Prometheus metrics once"
+    assert len(calls) == 1, "app/engine/web.py should create Faust's Prometheus metrics once"
     prefix = calls[0].args[1].value
     return prefix.replace("-", "_").replace(".", "_")
 

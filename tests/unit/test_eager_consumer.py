@@ -1,4 +1,4 @@
-"""The drain loop's eager hand-off (app/eager_consumer.py), checked against the pinned faust-streaming."""
+"""The drain loop's eager hand-off (app/engine/consumer.py), checked against the pinned faust-streaming."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import inspect
 import pytest
 from faust.transport import consumer as faust_consumer
 
-from app.eager_consumer import Consumer
-from app.rdkafka_producer import App
+from app.engine.consumer import Consumer
+from app.engine.producer import App
 
 
 def test_fausts_drain_loop_still_hands_each_message_over_through_wait_first():

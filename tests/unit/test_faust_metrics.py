@@ -1,4 +1,4 @@
-"""The label cache on Faust's Prometheus sensor (app/ops/faust_metrics.py) against the pinned Faust."""
+"""The label cache on Faust's Prometheus sensor (app/engine/sensors.py) against the pinned Faust."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.types import TP
 from prometheus_client import CollectorRegistry, generate_latest
 
-from app.ops.faust_metrics import CachedLabels, cache_labels
+from app.engine.sensors import CachedLabels, cache_labels
 
 
 class Stream:

@@ -16,11 +16,10 @@ FORBIDDEN_IN_PURE = (
     "httpx",
     "rocksdict",
     "app.agents",
-    "app.state",
+    "app.engine",
+    "app.observe",
     "app.ops",
     "app.serde",
-    "app.runtime",
-    "app.faust_app",
     "app.platform",
 )
 PURE = sorted((REPO_ROOT / "app" / "domain").glob("*.py")) + sorted((REPO_ROOT / "app" / "cdc").glob("*.py"))
@@ -44,6 +43,30 @@ def test_domain_and_cdc_modules_import_no_io_or_framework(path: Path):
 
 def test_nothing_imports_the_agents_but_the_worker():
     for path in (REPO_ROOT / "app").rglob("*.py"):
-        if "agents" in path.parts or path.name == "faust_app.py":
+        if "agents" in path.parts or path == REPO_ROOT / "app" / "engine" / "app.py":
             continue
         assert not {n for n in imports(path) if n.startswith("app.agents")}, path
+
+
+FRAMEWORK = ("faust", "mode", "aiokafka")
+
+
+def test_only_the_engine_imports_faust_mode_or_aiokafka():
+    outside = {}
+    for path in (REPO_ROOT / "app").rglob("*.py"):
+        if "engine" in path.relative_to(REPO_ROOT / "app").parts:
+            continue
+        found = {n for n in imports(path) if n.split(".")[0] in FRAMEWORK}
+        if found:
+            outside[str(path.relative_to(REPO_ROOT))] = sorted(found)
+    assert not outside, outside
+
+
+@pytest.mark.parametrize("package", ["engine", "observe", "serde", "cdc", "domain"])
+def test_no_arrow_runs_from_the_run_time_packages_into_the_operator_jobs(package):
+    back = {}
+    for path in (REPO_ROOT / "app" / package).rglob("*.py"):
+        found = {n for n in imports(path) if n == "app.ops" or n.startswith("app.ops.")}
+        if found:
+            back[str(path.relative_to(REPO_ROOT))] = sorted(found)
+    assert not back, back

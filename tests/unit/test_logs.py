@@ -9,7 +9,7 @@ import logging.config
 
 import pytest
 
-from app.ops import logs
+from app.observe import logs
 
 
 @pytest.fixture

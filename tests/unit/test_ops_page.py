@@ -14,8 +14,8 @@ from app import cli
 from app.domain import escalation
 from app.domain.errors import ReasonCode
 from app.domain.parity import DriftKind
-from app.ops import ops_page
-from app.ops.ops_page import Alert, PipelineStatus
+from app.observe import ops_page
+from app.observe.ops_page import Alert, PipelineStatus
 from app.ops.screenshot import ScreenshotError, find_chromium
 from app.settings import REPO_ROOT
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from faust.exceptions import NotReady
 
-from app.rdkafka_producer import App, Producer
+from app.engine.producer import App, Producer
 
 
 def test_a_direct_send_before_start_fails_as_a_faust_send_does_not_on_a_missing_handle() -> None:

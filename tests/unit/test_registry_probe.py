@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from app.ops import registry_probe
+from app.observe import registry_probe
 from app.settings import get_settings
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from app.catalog import TopicSpec
-from app.ops.sources import judge_key, judge_value
+from app.serde.source_schemas import judge_key, judge_value
 from tests.fixtures.debezium import load
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.ops.stalls import StallWatch
+from app.observe.stalls import StallWatch
 
 TP = ("crm.public.opportunity", 2)
 

@@ -1,4 +1,4 @@
-"""The rebalance fix in app.stream_topic, checked against the pinned faust-streaming."""
+"""The rebalance fix in app.engine.stream_topic, checked against the pinned faust-streaming."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import faust
 from faust.events import Event
 from faust.types import Message
 
-from app.faust_app import app
-from app.stream_topic import StreamTopic
+from app.engine.app import app
+from app.engine.stream_topic import StreamTopic
 
 
 def _buffer(topic):

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from app.catalog import default_catalog
-from app.ops import metrics, topic_presence
+from app.observe import metrics, topic_presence
 from app.settings import get_settings
 
 

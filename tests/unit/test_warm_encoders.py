@@ -1,12 +1,12 @@
-"""The worker resolves its output encoders at start (app/agents/outputs.py ``warm_encoders``)."""
+"""The worker resolves its output encoders at start (app/engine/outputs.py ``warm_encoders``)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from app.agents import outputs
 from app.domain.errors import ReasonCode, TransientError
-from app.runtime import Runtime
+from app.engine import outputs
+from app.engine.runtime import Runtime
 
 
 class Resolver:

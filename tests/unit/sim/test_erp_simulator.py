@@ -355,4 +355,4 @@ def test_the_simulators_decisions_need_no_kafka_registry_or_clock(module):
     names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not {n for n in names if n.split(".")[0] in ("confluent_kafka", "faust", "aiokafka", "httpx", "time")}
-    assert not {n for n in names if n.startswith(("app.ops", "app.agents", "app.runtime", "app.state"))}
+    assert not {n for n in names if n.startswith(("app.ops", "app.agents", "app.engine.runtime", "app.state"))}

@@ -13,10 +13,10 @@ from app.contracts import default_index
 from app.domain.lifecycle import Slas
 from app.domain.retries import parse_tiers
 from app.domain.validation import Policy
+from app.engine.reference_store import ReferenceFollower, ReferenceStore
 from app.serde.avro import AvroDecoder, AvroEncoder
 from app.serde.registry import SchemaResolver
 from app.settings import get_settings
-from app.state.reference_store import ReferenceFollower, ReferenceStore
 
 
 class Runtime:

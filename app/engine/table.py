@@ -8,7 +8,7 @@ than the rest of the write. Here ``send_changelog`` hands raw bytes to
 records the persisted offset as Faust's own callback does, so recovery starts where it would.
 
 Anything the direct path does not cover (a non-bytes key or value, librdkafka's queue full, the
-producer not started) takes Faust's own path, unchanged. Flushes cover both (app/rdkafka_producer.py).
+producer not started) takes Faust's own path, unchanged. Flushes cover both (app/engine/producer.py).
 
 Reads, too, are one store lookup instead of two: see ``__getitem__``.
 """
@@ -22,7 +22,7 @@ from typing import Any
 import faust
 from faust.types import TP
 
-from app.rdkafka_producer import Producer
+from app.engine.producer import Producer
 
 
 class Table(faust.Table):

@@ -12,7 +12,7 @@ import time
 import httpx
 
 from app.client_config import registry_http
-from app.ops import metrics
+from app.observe import metrics
 from app.settings import get_settings
 
 _registry = {"up": False, "checked": 0.0}

@@ -6,7 +6,7 @@ them and ``crm_erp_sync_quarantine_blocked`` counts them, so a stop is never sil
 
 from __future__ import annotations
 
-from app.ops import metrics
+from app.observe import metrics
 
 _held: dict[str, str] = {}
 

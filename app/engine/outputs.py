@@ -18,8 +18,8 @@ from faust.types import TopicT
 from app.catalog import default_catalog
 from app.contracts.models import model
 from app.domain.outputs import JSON, Output
-from app.faust_app import app, settings
-from app.runtime import runtime
+from app.engine.app import app, settings
+from app.engine.runtime import runtime
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ async def send(ready: list[Ready]) -> None:
 
 
 async def publish(name: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
-    """Send to catalog topic ``name`` by the producer's direct path (app/rdkafka_producer.py)."""
+    """Send to catalog topic ``name`` by the producer's direct path (app/engine/producer.py)."""
     await app.producer.produce(settings.topic(name), key, value, headers)
 
 

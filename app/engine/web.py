@@ -3,7 +3,7 @@
 Table contents are never served (``web_tables_enabled=False``): they hold customer data, and Faust's
 ``/router``, ``/graph`` and stats pages are off. ``/ops`` (for people) shows ids, reasons, owners,
 amounts, ages and masked summaries of the open exceptions and drift alerts in this worker's
-partitions, rendered by ``app.ops.ops_page``. With ``CRM_ERP_WEB_TOKEN`` set, ``/ops`` and
+partitions, rendered by ``app.observe.ops_page``. With ``CRM_ERP_WEB_TOKEN`` set, ``/ops`` and
 ``/metrics`` answer only requests carrying ``Authorization: Bearer <token>`` (Prometheus scrape
 configs send it with ``authorization: {credentials_file: …}``); ``/health`` and ``/ready`` stay
 open for probes and reveal nothing but states.
@@ -23,13 +23,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from app.client_config import secret
 from app.domain import escalation
-from app.faust_app import app, settings
-from app.ops import blocked, metrics, ops_page, stalls
-from app.ops.faust_metrics import cache_labels
-from app.ops.registry_probe import registry_reachable
-from app.ops.sources import unreadable_sources
-from app.ops.topic_presence import missing_topics
-from app.state.tables import exception_ledger, open_alerts
+from app.engine.app import app, settings
+from app.engine.sensors import cache_labels
+from app.engine.tables import exception_ledger, open_alerts
+from app.observe import blocked, metrics, ops_page, stalls
+from app.observe.registry_probe import registry_reachable
+from app.observe.source_schemas import unreadable_sources
+from app.observe.topic_presence import missing_topics
 
 log = logging.getLogger(__name__)
 

@@ -38,8 +38,8 @@ from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types.tuples import TP, RecordMetadata
 
-from app import eager_consumer
 from app.client_config import kafka_config
+from app.engine import consumer as eager_consumer
 from app.settings import get_settings
 
 _SERVE_BUSY_S = 0.002  # how often the loop serves delivery reports while sends are outstanding

@@ -27,13 +27,13 @@ from aiokafka.errors import MessageSizeTooLargeError
 from faust.exceptions import PartitionsMismatch, ProducerSendError
 from faust.types import EventT
 
-from app.agents import outputs
 from app.catalog import default_catalog
 from app.domain import retries
 from app.domain.errors import ReasonCode, SyncError, TransientError
 from app.domain.outputs import EXCEPTION, Output
-from app.faust_app import app, settings
-from app.ops import blocked, logs, metrics
+from app.engine import outputs
+from app.engine.app import app, settings
+from app.observe import blocked, logs, metrics
 
 log = logging.getLogger(__name__)
 

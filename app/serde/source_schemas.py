@@ -1,4 +1,4 @@
-"""``crm-erp-sync sources check``: can the service read every writer schema of its CDC sources?
+"""Can the service read every writer schema of its CDC sources? (``crm-erp-sync sources check``, the worker)
 
 The subjects of a CDC topic belong to its producer (``owned_by = "producer"`` in the catalog): the
 service never registers, versions or sets compatibility there. What it owes instead is a
@@ -13,27 +13,20 @@ at its first record), and the first version is judged when it appears.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from app.catalog import TopicSpec, default_catalog
+from app.catalog import TopicSpec
 from app.cdc.columns import row_columns
 from app.cdc.envelope import row_record
 from app.cdc.mapping import mapping_for
 from app.client_config import registry_config
 from app.domain.errors import SyncError
-from app.ops import metrics
-from app.settings import Settings, get_settings
-
-log = logging.getLogger(__name__)
+from app.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -132,34 +125,3 @@ class SourceChecker:
             versions += self._subject(table, f"{topic}-key", judge_key)
             verdicts.append(SourceVerdict(topic, table, tuple(versions)))
         return verdicts
-
-
-_worker: dict[str, Any] = {"checker": None, "unreadable": [], "checked": 0.0}
-
-
-async def unreadable_sources(max_age_s: float = 10.0) -> list[str]:
-    """The worker's view: one line per unreadable source schema version, checked at most every
-    ``max_age_s``. When the registry cannot be asked, the last answer stands (an outage is the
-    registry probe's to report)."""
-    if time.monotonic() - _worker["checked"] > max_age_s:
-        s = get_settings()
-        if _worker["checker"] is None:
-            _worker["checker"] = SourceChecker(s)
-        try:
-            verdicts = await asyncio.to_thread(_worker["checker"].check, default_catalog())
-        except Exception as exc:
-            log.warning("could not check the CDC source schemas (%s); keeping the last answer", exc)
-        else:
-            bad = [v for verdict in verdicts for v in verdict.unreadable]
-            lines = [f"{v.subject} v{v.version} (id {v.schema_id}): {'; '.join(v.problems)}" for v in bad]
-            if lines and lines != _worker["unreadable"]:
-                log.error(
-                    "CDC writer schemas the mappings cannot read (their rows are quarantined as SCHEMA_MISMATCH): %s",
-                    " | ".join(lines),
-                )
-            elif _worker["unreadable"] and not lines:
-                log.info("every CDC writer schema is readable now")
-            _worker["unreadable"] = lines
-            metrics.unreadable_source_schemas.set(len(lines))
-        _worker["checked"] = time.monotonic()
-    return _worker["unreadable"]

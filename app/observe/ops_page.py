@@ -1,7 +1,7 @@
 """The worker's ``/ops`` page: pipeline status, open exceptions and open drift alerts, as HTML for people.
 
 Pure: plain data in, one HTML string out (no Faust, no I/O), so it is unit-tested without a worker;
-``app/ops/web.py`` gathers the rows and calls :func:`render`. Written for someone who does not read
+``app/engine/web.py`` gathers the rows and calls :func:`render`. Written for someone who does not read
 code: plain words, amounts with their currency, ages like "3 min ago", severity, the reason code
 explained, the owning team and where an exception goes when it is not resolved in time.
 

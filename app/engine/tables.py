@@ -7,7 +7,7 @@ the event's partition.
 
 from __future__ import annotations
 
-from app.faust_app import app, settings
+from app.engine.app import app, settings
 
 ROCKSDB_OPTIONS = {"block_cache_size": 32 * 1024 * 1024, "write_buffer_size": 8 * 1024 * 1024}
 

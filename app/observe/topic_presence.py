@@ -13,8 +13,8 @@ import time
 from typing import Any
 
 from app.catalog import default_catalog
-from app.ops import metrics
-from app.ops.topics_admin import admin_client
+from app.client_config import admin_client
+from app.observe import metrics
 from app.settings import get_settings
 
 log = logging.getLogger(__name__)

@@ -6,15 +6,15 @@ import importlib
 
 import faust
 
-from app.changelog_table import Table
-from app.client_config import faust_broker, faust_credentials
-from app.rdkafka_producer import App
+from app.engine.credentials import faust_broker, faust_credentials
+from app.engine.producer import App
+from app.engine.stream_topic import StreamTopic
+from app.engine.table import Table
 from app.settings import get_settings
-from app.stream_topic import StreamTopic
 
 settings = get_settings()
 
-app = App(  # faust.App sending through librdkafka: app/rdkafka_producer.py
+app = App(  # faust.App sending through librdkafka: app/engine/producer.py
     settings.app_id,
     broker=faust_broker(settings),
     broker_credentials=faust_credentials(settings),  # None (PLAINTEXT), TLS or SASL over TLS
@@ -39,17 +39,17 @@ app = App(  # faust.App sending through librdkafka: app/rdkafka_producer.py
     broker_commit_interval=settings.commit_interval_s,
     producer_acks=-1,
     producer_linger_ms=5,
-    Topic=StreamTopic,  # see app.stream_topic: buffers must survive rebalances
-    Table=Table,  # changelog writes through librdkafka: app/changelog_table.py
+    Topic=StreamTopic,  # see app.engine.stream_topic: buffers must survive rebalances
+    Table=Table,  # changelog writes through librdkafka: app/engine/table.py
 )
 
 
 def run_worker(loglevel: str = "info", web: bool = True) -> int:
     """Run the worker in the foreground until SIGTERM/SIGINT."""
-    for module in ("app.agents", "app.ops.web"):  # they register agents and pages on the app
+    for module in ("app.agents", "app.engine.web"):  # they register agents and pages on the app
         importlib.import_module(module)
 
-    from app.ops.logs import logging_config
+    from app.observe.logs import logging_config
 
     config = logging_config(loglevel, settings.log_format)
     worker = faust.Worker(app, loglevel=loglevel, override_logging=True, logging_config=config)
