@@ -7,48 +7,37 @@ saying which topics are missing, at start, turns that into an instruction: run `
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from typing import Any
 
 from app.catalog import default_catalog
 from app.client_config import admin_client
 from app.observe import metrics
+from app.observe.verdict import Verdict
 from app.settings import get_settings
 
 log = logging.getLogger(__name__)
 LIST_TIMEOUT_S = 10
 
-_state: dict[str, Any] = {"missing": [], "checked": 0.0, "admin": None}
+_state: dict[str, Any] = {"admin": None}
+verdict = Verdict(
+    log,
+    metrics.missing_topics,
+    problem="catalog topics missing on the broker (sends to them fail after 30 s): %s; run `crm-erp-sync topics apply`",
+    cleared="every catalog topic exists on the broker now",
+    unasked="could not list the broker's topics (%s); keeping the last answer",
+)
 
 
-def _present() -> set[str]:
+def _missing() -> list[str]:
     if _state["admin"] is None:
         _state["admin"] = admin_client(get_settings())
-    return set(_state["admin"].list_topics(timeout=LIST_TIMEOUT_S).topics)
+    present = set(_state["admin"].list_topics(timeout=LIST_TIMEOUT_S).topics)
+    s = get_settings()
+    return sorted({s.topic(t.name) for t in default_catalog()} - present)
 
 
 async def missing_topics(max_age_s: float = 10.0) -> list[str]:
     """Catalog topics (full names) the broker does not have. When the broker cannot be asked, the
     last answer stands: an outage is reported by the consumer and the producer, not here."""
-    if time.monotonic() - _state["checked"] > max_age_s:
-        s = get_settings()
-        try:
-            present = await asyncio.to_thread(_present)
-        except Exception as exc:
-            log.warning("could not list the broker's topics (%s); keeping the last answer", exc)
-        else:
-            missing = sorted({s.topic(t.name) for t in default_catalog()} - present)
-            if missing and missing != _state["missing"]:
-                log.error(
-                    "catalog topics missing on the broker (sends to them fail after 30 s): %s; "
-                    "run `crm-erp-sync topics apply`",
-                    ", ".join(missing),
-                )
-            elif _state["missing"] and not missing:
-                log.info("every catalog topic exists on the broker now")
-            _state["missing"] = missing
-            metrics.missing_topics.set(len(missing))
-        _state["checked"] = time.monotonic()
-    return _state["missing"]
+    return await verdict.current(_missing, max_age_s)

@@ -29,7 +29,9 @@ class Admin:
 def admin(monkeypatch) -> Admin:
     s = get_settings()
     broker = Admin({s.topic(t.name) for t in default_catalog()})
-    monkeypatch.setattr(topic_presence, "_state", {"missing": [], "checked": 0.0, "admin": broker})
+    monkeypatch.setattr(topic_presence, "_state", {"admin": broker})
+    monkeypatch.setattr(topic_presence.verdict, "answer", [])
+    monkeypatch.setattr(topic_presence.verdict, "checked", 0.0)
     return broker
 
 
