@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CLI    := $(BIN)/crm-erp-sync
 
-.PHONY: help demo run run-cdc test soak lint gate format down status venv lock bench promtool chromium postgres
+.PHONY: help demo run run-cdc test soak state-soak lint gate format down status venv lock bench promtool chromium postgres
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -42,6 +42,9 @@ test: venv promtool chromium postgres  ## the whole suite (brings the local plat
 
 soak: venv postgres  ## the kill -9 / restart test 20 times in a row (make test runs it 3 times)
 	CRM_ERP_RESTART_RUNS=20 $(BIN)/pytest tests/integration/test_opportunity_to_order.py -k sigkill
+
+state-soak: venv  ## 50 000 deals settle with a 20 s retention: worker RSS and table keys at 10k/25k/50k (platform must be up)
+	$(BIN)/crm-erp-sync soak
 
 promtool:        ## promtool (Debian's prometheus package) checks and unit-tests the alert rules
 	@command -v promtool >/dev/null || { echo "installing promtool (Debian package prometheus)"; \

@@ -141,6 +141,16 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _soak(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from app.ops import soak
+
+    steps = [int(n) for n in args.steps.split(",")]
+    soak.run(get_settings(), steps, args.retention_s, Path(args.out))
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
@@ -361,6 +371,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="out/bench.json", help="where to write the figures as JSON")
     bench.add_argument("--latency-seconds", type=float, default=15.0, help="duration of each live latency run")
     bench.set_defaults(func=_bench)
+
+    soak = sub.add_parser("soak", help="settle many deals with a short retention: worker memory and table keys")
+    soak.add_argument("--steps", default="10000,25000,50000", help="cumulative deal counts to measure at")
+    soak.add_argument("--retention-s", type=float, default=20.0, help="CRM_ERP_RETENTION_S for the worker")
+    soak.add_argument("--out", default="out/soak.json", help="where to write the figures as JSON")
+    soak.set_defaults(func=_soak)
 
     rec = sub.add_parser("reconcile", help="orders matched, only in the CRM or ERP, or mismatched (from deal state)")
     rec.add_argument("--since", type=instant, help="orders commanded at or after this ISO date/datetime (UTC)")

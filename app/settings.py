@@ -86,6 +86,16 @@ class Settings(BaseSettings):
         2.8, description="how often input offsets are committed: what a crashed worker re-reads and re-sends"
     )
     topic_partitions: int = Field(4, description="partitions of the service's internal topics")
+    rocksdb_cache_mb: int = Field(
+        96, description="block cache shared by every table's RocksDB, memtables included: its memory bound (MiB)"
+    )
+    rocksdb_memtable_mb: int = Field(
+        32, description="memtables of every table's RocksDB together, before they are flushed (MiB, within the cache)"
+    )
+    failpoints: str = Field(
+        "",
+        description="tests only: <flow>.<point>[:<topic>][@<n>],… kills the worker there (docs/guarantees.md)",
+    )
 
     topic_prefix: str = Field("", description="prepended to every catalog topic name (and so to subjects)")
 
@@ -98,6 +108,11 @@ class Settings(BaseSettings):
     amount_tolerance: float = Field(0.01, description="allowed difference between header and line amounts")
     validation_grace_s: float = Field(
         10.0, description="how long a closed-won deal may stay incomplete before exceptions are raised"
+    )
+    retention_s: float = Field(
+        90 * 86400.0,
+        description="a settled deal (lost, deleted, paid in full; nothing open) is tombstoned after this long "
+        "unchanged; resolved exceptions likewise",
     )
     park_recheck_s: float = Field(2.0, description="how often parked deals are re-checked for their dependency")
     max_cdc_value_bytes: int = Field(

@@ -8,9 +8,15 @@ declarative mapping, then route:
   whole deal lands in one partition of the deal agent (a line's delete carries only its id: the
   row index remembers which opportunity it belonged to);
 * account / product / pricebook_entry → ``sync.reference-data`` (every worker holds it whole),
-  and accounts also → ``UpsertCustomer`` on ``erp.commands.customer``;
+  and accounts also → ``UpsertCustomer`` on ``erp.commands.customer`` (``app.flows.accounts``,
+  run with an outbox: the upsert depends on reference data its own output changes);
+
+Every other route is a function of the message and the row index alone, so a redelivery after a
+crash sends the same bytes again and needs no outbox.
 * contact → counted only (orders do not need contacts);
-* a truncate → reported (dead letter, TRUNCATE_NOT_APPLIED), never applied as deletes.
+* a truncate → reported (dead letter, TRUNCATE_NOT_APPLIED), never applied as deletes;
+* ``sync.row-index`` (not CDC): a retired deal's lines, dropped from the row index in the partition
+  that holds them (app/domain/retention.py).
 """
 
 from __future__ import annotations
@@ -20,25 +26,30 @@ import logging
 import time
 from typing import Any
 
+import orjson
+
 from app.catalog import default_catalog
 from app.cdc import messages
 from app.cdc.envelope import Normaliser, key_id
 from app.domain.changes import Lineage, Op, RowChange
-from app.domain.customers import customer_outputs, upsert_customer
 from app.domain.errors import ReasonCode, SyncError
-from app.domain.references import Account
 from app.engine import outputs
 from app.engine.app import app, settings
 from app.engine.guard import guarded, replay_headers
+from app.engine.keyed import Input
 from app.engine.runtime import runtime
-from app.engine.tables import row_index
+from app.engine.tables import customer_views, row_index
+from app.flows import accounts as account_flow
 from app.observe import metrics
 from app.serde import wire
 
 log = logging.getLogger(__name__)
 
 CRM_TOPICS = [s.name for s in default_catalog() if s.domain == "crm-cdc"]
-crm_topics = app.topic(*[settings.topic(t) for t in CRM_TOPICS], key_serializer="raw", value_serializer="raw")
+ROW_INDEX = settings.topic("sync.row-index")  # a retired deal's lines to forget, in the partition they live in
+crm_topics = app.topic(
+    *[settings.topic(t) for t in CRM_TOPICS], ROW_INDEX, key_serializer="raw", value_serializer="raw"
+)
 _table_of = {settings.topic(t): t.rsplit(".", 1)[1] for t in CRM_TOPICS}
 _consumed = {topic: metrics.events_consumed.labels(topic=table) for topic, table in _table_of.items()}  # pre-bound
 _routed = metrics.flow_events.labels(flow="ingest", outcome="routed")
@@ -48,6 +59,8 @@ _decode = metrics.stage_seconds.labels(stage="decode")
 values = runtime.decoder(raw_decimals=True)  # decimals converted by the column reader, length checked first
 keys = runtime.decoder(raw_decimals=True)
 normalise = Normaliser()
+accounts_tables = {customer_views.name: customer_views}
+accounts = outputs.runner("accounts", accounts_tables, customer_views)  # see app/flows/accounts.py
 
 
 async def _key_id(raw: bytes | None) -> str | None:
@@ -72,6 +85,9 @@ def _deal_of(table: str, row_key: str | None, value: Any) -> str | None:
 async def ingest(event, seen: dict[str, str | None]) -> None:
     """``seen["correlation_id"]`` is set as soon as it is known, for the quarantine of a row that fails later."""
     msg = event.message
+    if msg.topic == ROW_INDEX:
+        _forget(orjson.loads(event.value))
+        return
     table = _table_of[msg.topic]
     _consumed[msg.topic].inc()
     started = time.perf_counter()
@@ -95,6 +111,13 @@ async def ingest(event, seen: dict[str, str | None]) -> None:
     )
     await _route(table, change, lineage, replay_headers(event))
     _routed.inc()
+
+
+def _forget(request: dict[str, str]) -> None:
+    """Drop a retired deal's line from the row index, unless the line has moved to another deal since."""
+    key = request["forget"].encode()
+    if row_index.get(key) == request["opp"].encode():
+        del row_index[key]
 
 
 async def _route(table: str, change: RowChange, lineage: Lineage, headers: list | None = None) -> None:
@@ -143,14 +166,13 @@ async def _account(change: RowChange, lineage: Lineage) -> None:
     if change.op is Op.DELETE:
         await _reference(f"account:{change.row_id}", change, {}, True)
         return
-    previous = runtime.references.account(change.row_id)
-    kept = {k: getattr(previous, k) for k in change.unavailable} if previous else {}
-    account = Account.model_validate({**change.fields, **kept})
+    previous = runtime.references.account(change.row_id)  # for the columns the change did not carry
     now = dt.datetime.now(dt.UTC)
-    command = upsert_customer(change, account, previous, lineage, settings.integration_crm_user, now)
-    ready = await outputs.prepare(customer_outputs(command, change.row_id, lineage, now))
-    await _reference(f"account:{change.row_id}", change, account.model_dump(mode="json"), False)
-    await outputs.send(ready)
+    inp = Input(lineage.topic, lineage.partition, lineage.offset, change.row_id.encode())
+    tables = accounts_tables
+    await accounts.run(
+        inp, lambda: account_flow.step(tables, change, previous, lineage, settings.integration_crm_user, now)
+    )
 
 
 @app.agent(crm_topics)

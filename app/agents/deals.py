@@ -1,9 +1,10 @@
 """The deal agent: assembles each opportunity from its header and lines and turns closed-won deals
 into ERP sales-order commands (``app.domain.orders.decide`` holds every rule).
 
-Per message: load the deal, decide, *prepare* every output (contract validation, registry ids,
-encoding), then write the deal and send. A failure before the write leaves the state untouched,
-so the retry is clean; a crash after it is covered by ``decide``'s redelivery rule.
+Per message the engine's keyed runner (app/engine/keyed.py) runs the deal flow's step
+(app/flows/deals.py): load the deal, decide, encode every output, store the state with its outputs
+in the outbox, send. A failure before the store leaves the state untouched, so the retry is clean;
+a redelivery after a crash re-sends the stored outputs.
 
 A timer re-checks parked deals: when the reference data they wait for has arrived, it sends a
 re-check message through the deal topic (tables are written only from the agent's own stream).
@@ -17,26 +18,26 @@ import time
 
 import orjson
 
-from app.agents.live import track_alerts
 from app.cdc import messages
-from app.domain.deal import DealState, source_ts_ms
+from app.domain.deal import source_ts_ms
 from app.domain.errors import ReasonCode
-from app.domain.feedback import on_erp_event
 from app.domain.lifecycle import ErpEvent
-from app.domain.orders import Outcome, decide, waiting_for
-from app.domain.parity import next_check_ms
+from app.domain.orders import Outcome
 from app.engine import outputs
 from app.engine.app import app, settings
 from app.engine.guard import guarded
+from app.engine.keyed import Input
 from app.engine.runtime import runtime
-from app.engine.tables import deadlines, deals, parked
+from app.engine.tables import deadlines, deals, open_alerts, parked
+from app.flows import deals as flow
 from app.observe import metrics
 
 log = logging.getLogger(__name__)
 
 deal_changes = outputs.topic("sync.deal-changes")
-_decide, _encode, _state, _send = (metrics.stage_seconds.labels(stage=s) for s in ("decide", "encode", "state", "send"))
-_DEDUP = {Outcome.DUPLICATE, Outcome.REDELIVERED}
+REDELIVERED = "redelivered"  # the outcome of an input already stepped: its stored outputs re-sent
+TABLES = {t.name: t for t in (deals, parked, deadlines, open_alerts)}
+runner = outputs.runner("deals", TABLES, deals)
 _DEPENDENCIES = {
     ReasonCode.UNKNOWN_ACCOUNT,
     ReasonCode.CUSTOMER_NOT_LINKED,
@@ -49,54 +50,24 @@ async def handle(event) -> None:
     msg = event.message
     delivery = f"{msg.topic}/{msg.partition}/{msg.offset}"
     item = messages.parse_deal_change(event.value, msg.topic, delivery)
-    key = event.key
-    t0 = time.perf_counter()
-    raw = deals.get(key)
-    state = DealState.model_validate_json(raw) if raw else None
-    now = dt.datetime.now(dt.UTC)
-    if isinstance(item, ErpEvent):
-        decision = on_erp_event(state, item, delivery, runtime.policy, now, runtime.references)
-    else:
-        decision = decide(state, item, runtime.references, runtime.policy, now)
-    t1 = time.perf_counter()
-    ready = await outputs.prepare(decision.outputs)
-    t2 = time.perf_counter()
-    deals[key] = decision.state.model_dump_json().encode()
-    if decision.state.parked:
-        waiting = waiting_for(decision.state, runtime.policy.grace)
-        if parked.get(key) != waiting:  # a changelog write only when what it waits for changes
-            parked[key] = waiting
-    elif key in parked:
-        del parked[key]
-    _schedule(key, decision.state, now)
-    track_alerts(decision.outputs)
-    t3 = time.perf_counter()
-    await outputs.send(ready)
-    _decide.observe(t1 - t0)
-    _encode.observe(t2 - t1)
-    _state.observe(t3 - t2)
-    _send.observe(time.perf_counter() - t3)
-    _observe(decision, item)
-
-
-def _schedule(key: bytes, state: DealState, now: dt.datetime) -> None:
-    """Record when the deal's next ERP SLA falls due (the sweep turns it into a re-check)."""
-    due = next_check_ms(state, int(now.timestamp() * 1000), runtime.policy.slas)
-    current = deadlines.get(key)
-    if due is None:
-        if current is not None:
-            del deadlines[key]
-    elif current != str(due).encode():
-        deadlines[key] = str(due).encode()
+    ctx = flow.Context(runtime.references, runtime.policy, dt.datetime.now(dt.UTC))
+    done = await runner.run(
+        Input(msg.topic, msg.partition, msg.offset, event.key),
+        lambda: flow.step(TABLES, event.key, item, delivery, ctx),
+    )
+    flow_name = "erp_feedback" if isinstance(item, ErpEvent) else "opportunity_to_order"
+    if done is None:
+        metrics.flow_events.labels(flow=flow_name, outcome=REDELIVERED).inc()
+        metrics.dedup_hits.labels(flow=flow_name).inc()
+        return
+    _observe(done.info, item)
 
 
 def _observe(decision, item) -> None:
     flow = "erp_feedback" if isinstance(item, ErpEvent) else "opportunity_to_order"
     metrics.flow_events.labels(flow=flow, outcome=decision.outcome).inc()
-    if decision.outcome in _DEDUP:
+    if decision.outcome is Outcome.DUPLICATE:
         metrics.dedup_hits.labels(flow=flow).inc()
-    if decision.outcome is Outcome.REDELIVERED:
-        return
     for out in decision.outputs:
         if out.topic in ("erp.commands.sales-order", "crm.commands.update"):
             command = out.value.get("command")

@@ -2,7 +2,8 @@
 
 ``route_exception_records`` decodes both record topics and re-keys them by exception id through
 ``sync.exception-ledger``; ``keep_exception_ledger`` folds them into the ``exception-ledger`` table
-(the state ``crm-erp-sync exceptions`` reads) and escalates open exceptions past their SLA. A timer
+(the state ``crm-erp-sync exceptions`` reads) and escalates open exceptions past their SLA, through
+the engine's keyed runner (``app.flows.ledger`` is the step). A timer
 turns due SLAs into check messages, so the table is written only from the stream. The rules live in
 ``app.domain.exception_state`` and ``app.domain.escalation``.
 """
@@ -20,8 +21,10 @@ from app.domain.outputs import EXCEPTION, RESOLUTION
 from app.engine import outputs
 from app.engine.app import app, settings
 from app.engine.guard import guarded
+from app.engine.keyed import Input
 from app.engine.runtime import runtime
 from app.engine.tables import escalation_due, exception_ledger
+from app.flows import ledger as flow
 from app.observe import metrics
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,8 @@ ledger_topic = outputs.topic("sync.exception-ledger")
 _exceptions_topic = settings.topic("sync.exceptions")
 _decoders = {"exception": runtime.decoder(EXCEPTION), "resolution": runtime.decoder(RESOLUTION)}
 ROUTES = escalation.load(settings.escalation_rules)
+TABLES = {t.name: t for t in (exception_ledger, escalation_due)}
+runner = outputs.runner("ledger", TABLES, exception_ledger)
 
 
 async def route(event) -> None:
@@ -51,27 +56,13 @@ async def route_exception_records(stream):
 
 
 async def fold(event) -> None:
-    key, message = event.key, orjson.loads(event.value)
-    raw = exception_ledger.get(key)
-    row = orjson.loads(raw) if raw else None
-    now = dt.datetime.now(dt.UTC)
-    if "exception" in message:
-        row, outs = exception_state.on_exception(row, message["exception"], now)
-    elif "resolution" in message:
-        row, outs = exception_state.on_resolution(row, message["resolution"], now)
-    else:
-        row, outs = exception_state.on_check(row, ROUTES, now)
-    if row is None:
-        return
-    ready = await outputs.prepare(outs)
-    exception_ledger[key] = orjson.dumps(row)
-    due = exception_state.escalation_due_ms(row)
-    if due is None:
-        escalation_due.pop(key, None)
-    elif escalation_due.get(key) != str(due).encode():
-        escalation_due[key] = str(due).encode()
-    await outputs.send(ready)
-    for out in outs:
+    msg = event.message
+    message = orjson.loads(event.value)
+    ctx = flow.Context(ROUTES, dt.datetime.now(dt.UTC), runtime.policy.retention)
+    done = await runner.run(
+        Input(msg.topic, msg.partition, msg.offset, event.key), lambda: flow.step(TABLES, event.key, message, ctx)
+    )
+    for out in done.outputs if done else []:
         if out.topic == "sync.escalations":
             metrics.escalations.labels(team=out.value["route_team"], mode=out.value["mode"]).inc()
 

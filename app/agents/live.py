@@ -1,8 +1,7 @@
 """What is open right now, kept small enough for a timer to scan: open drift alerts and exception SLAs.
 
-``track_alerts`` is called by the agents that emit drift alerts, from their streams (tables are
-written only there), in the partition of the deal or currency the alert belongs to. The timer
-below turns the open alerts and the exception ledger into gauges: backlog, age, past SLA and
+The flows that emit drift alerts keep the open-drift-alerts table (``app/flows/alerts.py``). The
+timer below turns the open alerts and the exception ledger into gauges: backlog, age, past SLA and
 revenue at risk. Each worker reports its own partitions; Prometheus sums the workers.
 """
 
@@ -20,10 +19,10 @@ import orjson
 from app.domain import exception_state
 from app.domain.at_risk import AtRisk, revenue_at_risk
 from app.domain.escalation import due_at
-from app.domain.outputs import Output
 from app.engine.app import app, settings
 from app.engine.guard import TIERS
 from app.engine.tables import exception_ledger, open_alerts
+from app.flows.step import rows
 from app.observe import metrics, stalls, task_dump
 from app.observe.registry_probe import registry_reachable
 from app.observe.source_schemas import unreadable_sources
@@ -33,31 +32,6 @@ log = logging.getLogger(__name__)
 GAUGE_INTERVAL_S = 15.0
 _TIERS = {settings.topic(f"sync.retry.{tier}"): tier for tier, _ in TIERS}  # full topic name -> tier
 watch = stalls.StallWatch(settings.stall_after_s, {settings.topic(f"sync.retry.{t}"): delay for t, delay in TIERS})
-
-
-def track_alerts(outputs: list[Output]) -> None:
-    for out in outputs:
-        if out.topic != "sync.drift-alerts":
-            continue
-        key = out.value["alert_id"].encode()
-        if out.value["state"] == "OPEN":
-            v = out.value
-            open_alerts[key] = orjson.dumps(
-                {
-                    "kind": v["kind"],
-                    "amount": v["amount_at_risk"],
-                    "currency": v["currency"],
-                    "opened": v["opened_at"],
-                    # for the /ops page (app/observe/ops_page.py): ids, owner and a summary, no customer data
-                    "severity": v.get("severity"),
-                    "owner": v.get("suggested_owner"),
-                    "correlation_id": v.get("correlation_id"),
-                    "order_number": v.get("order_number"),
-                    "detail": (v.get("detail") or "")[:300],
-                }
-            )
-        else:
-            open_alerts.pop(key, None)
 
 
 def _age_s(iso: str, now: dt.datetime) -> float:
@@ -75,7 +49,7 @@ def refresh_gauges(now: dt.datetime) -> None:
     oldest: dict[tuple, float] = defaultdict(float)
     past_sla: Counter = Counter()
     risks: list[AtRisk] = []
-    for _, raw in list(exception_ledger.items()):
+    for _, raw in list(rows(exception_ledger.items())):
         row = orjson.loads(raw)
         exc = row["exception"]
         if not exception_state.is_open(row) or exc is None:

@@ -2,7 +2,8 @@
 
 Input is ``sync.parity-facts`` (each deal's contribution, keyed by currency) plus ``judge``
 messages the timer sends when a window falls due; tables are written only here, from the stream.
-The rules live in ``app.domain.aggregate``.
+The step is ``app.flows.parity``, run by the engine's keyed runner with an outbox; the rules
+live in ``app.domain.aggregate``.
 """
 
 from __future__ import annotations
@@ -14,87 +15,51 @@ from decimal import Decimal
 
 import orjson
 
-from app.agents.live import track_alerts
 from app.domain import aggregate
-from app.domain.aggregate import Bucket, Fact, Thresholds
+from app.domain.aggregate import Bucket, Thresholds
 from app.engine import outputs
 from app.engine.app import app, settings
 from app.engine.guard import guarded
+from app.engine.keyed import Input
 from app.engine.runtime import runtime
-from app.engine.tables import parity_entries, parity_windows
+from app.engine.tables import open_alerts, parity_entries, parity_windows
+from app.flows import parity as flow
 from app.observe import metrics
 
 log = logging.getLogger(__name__)
 
 facts_topic = outputs.topic("sync.parity-facts")
-_outcomes = {o: metrics.flow_events.labels(flow="aggregate_parity", outcome=o) for o in ("applied", "duplicate")}
+_outcomes = {
+    o: metrics.flow_events.labels(flow="aggregate_parity", outcome=o) for o in ("applied", "duplicate", "redelivered")
+}
 _latest: dict[tuple[str, str], int] = {}  # (window, currency) -> start of the last window judged (for the gauges)
 
 
 WINDOWS = aggregate.parse_windows(settings.parity_windows)
+TABLES = {t.name: t for t in (parity_windows, parity_entries, open_alerts)}
+runner = outputs.runner("parity", TABLES, parity_windows)
 
 
 def _thresholds() -> Thresholds:
     return Thresholds(runtime.policy.slas.accept, Decimal(str(settings.parity_gap_ratio)), WINDOWS)
 
 
-def _bucket(raw: bytes | None) -> Bucket:
-    return Bucket.model_validate_json(raw) if raw else Bucket()
-
-
-def _entry(raw: bytes | None) -> Fact | None:
-    return aggregate.parse_fact(orjson.loads(raw)) if raw else None
-
-
 async def handle(event) -> None:
+    msg = event.message
     message = orjson.loads(event.value)
-    now = dt.datetime.now(dt.UTC)
-    now_ms = int(now.timestamp() * 1000)
-    th = _thresholds()
-    if message.get("judge"):
-        currency = message["currency"]
-        keys = [k.decode() for k in list(parity_windows.keys()) if k.decode().startswith(f"bucket|{currency}|")]
-        buckets = {k: Bucket.model_validate_json(parity_windows[k.encode()]) for k in keys}
-        expired = [k for k in keys if aggregate.expired(k, now_ms, th) and buckets[k].alert_id is None]
-    else:
-        fact = aggregate.parse_fact(message)
-        entry_key = f"{fact.currency}|{fact.side}|{fact.opportunity_id}".encode()
-        previous = _entry(parity_entries.get(entry_key))
-        if previous == fact or (previous is None and fact.amount is None):
-            _outcomes["duplicate"].inc()
-            return
-        keys = sorted(
-            {
-                aggregate.bucket_key(f.currency, window, start)
-                for f in (previous, fact)
-                if f is not None and f.amount is not None
-                for window, start in aggregate.windows_of(f.at_ms, WINDOWS)
-            }
-        )
-        buckets = {k: _bucket(parity_windows.get(k.encode())) for k in keys}
-        aggregate.fold(previous, fact, buckets, WINDOWS)
-        expired = []
-    changed = set(buckets) if not message.get("judge") else set()
-    judged = []
-    for key, bucket in buckets.items():
-        if not bucket.judged and aggregate.due(key, now_ms, th) and key not in expired:
-            judged += aggregate.judge(key, bucket, now, th)
-            changed.add(key)
-            _gauges(key, bucket)
-    ready = await outputs.prepare(judged)
-    for key in expired:
-        del parity_windows[key.encode()]
-    for key in changed - set(expired):
-        parity_windows[key.encode()] = buckets[key].model_dump_json().encode()
+    ctx = flow.Context(dt.datetime.now(dt.UTC), _thresholds())
+    done = await runner.run(
+        Input(msg.topic, msg.partition, msg.offset, event.key), lambda: flow.step(TABLES, message, ctx)
+    )
+    if done is None:
+        _outcomes["redelivered"].inc()
+        return
+    info: flow.Judged = done.info
     if not message.get("judge"):
-        if fact.amount is None:
-            parity_entries.pop(entry_key, None)
-        else:
-            parity_entries[entry_key] = orjson.dumps(message)
-        _outcomes["applied"].inc()
-    track_alerts(judged)
-    await outputs.send(ready)
-    for out in judged:
+        _outcomes["applied" if info.applied else "duplicate"].inc()
+    for key, bucket in info.judged:
+        _gauges(key, bucket)
+    for out in info.alerts:
         if out.topic == "sync.drift-alerts":
             metrics.drift_alerts.labels(kind=out.value["kind"], state=out.value["state"]).inc()
 
@@ -126,6 +91,8 @@ async def judge_due_windows() -> None:
         currencies = set()
         for key, raw in list(parity_windows.items()):
             text = key.decode()
+            if not text.startswith("bucket|"):
+                continue  # a deal's contribution or an outbox row
             pending = aggregate.expired(text, now_ms, th) or not orjson.loads(raw)["judged"]
             if pending and aggregate.due(text, now_ms, th):
                 currencies.add(aggregate.parse_bucket_key(text)[0])

@@ -88,6 +88,21 @@ def fact_outputs(state: DealState) -> list[Output]:
     ]
 
 
+def forget_outputs(state: DealState) -> list[Output]:
+    """A retired deal's contributions dropped from the parity entries, not from the window sums: a
+    retired deal changes no more, so what it added to its windows stays counted there."""
+    return [
+        Output(
+            "sync.parity-facts",
+            sent[0],
+            JSON,
+            {"forget": True, "opp": state.opportunity_id, "side": side, "currency": sent[0]},
+        )
+        for side, sent in sorted(state.parity.items())
+        if sent is not None
+    ]
+
+
 def parse_fact(value: dict[str, Any]) -> Fact:
     amount = value["amount"]
     return Fact(

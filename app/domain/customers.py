@@ -57,16 +57,17 @@ def erp_view(account_id: str, account: Account) -> dict[str, Any]:
 def upsert_customer(
     change: RowChange,
     account: Account,
-    previous: Account | None,
+    sent: dict[str, Any] | None,
     lineage: Lineage,
     integration_user: str,
     now: dt.datetime,
 ) -> dict[str, Any] | None:
-    """The CustomerCommand value for an account change, or None when the ERP has nothing to learn."""
+    """The CustomerCommand value for an account change, or None when the ERP has nothing to learn
+    (``sent``: the view the ERP was last sent, None if none)."""
     if account.last_modified_by == integration_user:
         return None  # our own write-back (e.g. the ERP customer number): never echo it
     view = erp_view(change.row_id, account)
-    if previous is not None and erp_view(change.row_id, previous) == view:
+    if sent == view:
         return None
     command_id = f"{change.row_id}:upsert:{change.position.label()}"
     causation = [f"{change.table}/{change.row_id}@{change.position.label()}"]

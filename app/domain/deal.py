@@ -11,7 +11,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.domain.changes import Position, RowChange
 from app.domain.lifecycle import AlertRef, ErpView
@@ -87,14 +87,16 @@ class OrderRef(_Model):
     terms: dict[str, str] = Field(default_factory=dict)  # per commanded field, a hash of its value
 
 
-class Emission(_Model):
-    """Outputs of one decision, kept so a redelivered source message re-emits them unchanged."""
-
-    coordinates: str
-    outputs: list[dict[str, Any]]
-
-
 class DealState(_Model):
+    @model_validator(mode="before")
+    @classmethod
+    def _without_recent(cls, data: Any) -> Any:
+        """States written before the engine's outbox kept their last decisions' outputs in ``recent``;
+        the outbox holds them now (app/engine/keyed.py), so a stored ``recent`` is dropped on read."""
+        if isinstance(data, dict) and "recent" in data:
+            data = {k: v for k, v in data.items() if k != "recent"}
+        return data
+
     opportunity_id: str
     header: Header | None = None
     header_pos: Pos | None = None
@@ -105,12 +107,13 @@ class DealState(_Model):
     open_exceptions: dict[str, str] = Field(default_factory=dict)  # reason code -> exception id
     parked: bool = False
     failing_since: dt.datetime | None = None  # first failed validation of this close (grace period)
-    recent: list[Emission] = Field(default_factory=list)
     cancelled_orders: list[str] = Field(default_factory=list)  # create command ids of cancelled orders
     erp: ErpView | None = None  # what the ERP reported about the order (None until its first event)
     alerts: dict[str, AlertRef] = Field(default_factory=dict)  # open drift alerts by finding key
     alert_seq: dict[str, int] = Field(default_factory=dict)  # finding key -> alerts opened so far
     parity: dict[str, list[Any] | None] = Field(default_factory=dict)  # side -> contribution last published
+    line_partitions: dict[str, int] = Field(default_factory=dict)  # line id -> CDC partition its rows come from
+    settled_at: dt.datetime | None = None  # since when nothing about the deal is open (app/domain/retention.py)
 
 
 def source_ts_ms(state: DealState, item_ts_ms: int | None) -> int | None:

@@ -4,8 +4,9 @@ Exception and resolution records travel on different topics, so either may arriv
 resolution seen before its exception leaves a RESOLVED row that the exception then fills in. An
 open exception past its SLA is escalated once, on the route the rules pick. No Faust, no I/O.
 
-Row (JSON): ``{"exception": ExceptionRecord | None, "status", "resolution": ExceptionResolution |
-None, "escalation": Escalation | None, "updated_at"}`` with JSON-mode values (decimals as strings,
+A resolved row keeps no payload (``without_payload``) and is tombstoned after the retention period
+(``forget_at_ms``). Row (JSON): ``{"exception": ExceptionRecord | None, "status", "resolution":
+ExceptionResolution | None, "escalation": Escalation | None, "updated_at"}`` with JSON-mode values (decimals as strings,
 instants ISO-8601, bytes base64): the format ``crm-erp-sync exceptions`` reads from the changelog.
 """
 
@@ -51,12 +52,27 @@ def escalation_due_ms(row: Row | None) -> int | None:
     return int(due_at(row["exception"]).timestamp() * 1000)
 
 
+def without_payload(exception: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A resolved exception keeps its context, not the failed message's bytes (those stay on the
+    dead-letter topic for as long as it keeps them)."""
+    if exception is None:
+        return None
+    return {**exception, "original_key": None, "original_value": None, "original_headers": {}}
+
+
+def forget_at_ms(row: Row | None, retention: dt.timedelta) -> int | None:
+    """When a resolved row may be tombstoned (None: open, or not yet known)."""
+    if row is None or is_open(row):
+        return None
+    return int((dt.datetime.fromisoformat(row["updated_at"]) + retention).timestamp() * 1000)
+
+
 def on_exception(row: Row | None, exception: dict[str, Any], now: dt.datetime) -> tuple[Row, list[Output]]:
     if row is not None and row["exception"] is not None:
         return row, []  # the same exception again (redelivery): nothing new
     resolved_first = row is not None
     row = {
-        "exception": exception,
+        "exception": without_payload(exception) if resolved_first else exception,
         "status": "RESOLVED" if resolved_first else exception["status"],
         "resolution": row["resolution"] if resolved_first else None,
         "escalation": None,
@@ -70,7 +86,12 @@ def on_resolution(row: Row | None, resolution: dict[str, Any], now: dt.datetime)
     if row is not None and row["status"] == "RESOLVED":
         return row, []
     row = dict(row or {"exception": None, "escalation": None})
-    row.update(status="RESOLVED", resolution=resolution, updated_at=now.isoformat())
+    row.update(
+        exception=without_payload(row["exception"]),
+        status="RESOLVED",
+        resolution=resolution,
+        updated_at=now.isoformat(),
+    )
     if resolution["resolved_by"] != SERVICE_ACTOR:
         return row, []  # operators' resolutions are audited by the command that made them
     exception = row["exception"] or {}

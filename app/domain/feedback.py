@@ -3,7 +3,7 @@
 ``on_erp_event(state, event)`` is the ERP-side twin of ``orders.decide``: it updates the state in
 place and returns the outputs, namely a CRM update command (only ERP-owned fields), a reason-coded
 exception for a rejection, and drift alerts opened or resolved. An event id already applied is a
-duplicate; a redelivered message re-emits its recorded outputs. No Faust, no I/O.
+duplicate (a redelivered message's outputs are the engine's to re-send). No Faust, no I/O.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from app.domain import retention
 from app.domain.aggregate import fact_outputs
 from app.domain.audit import command_audit
 from app.domain.deal import DealState
@@ -28,7 +29,7 @@ from app.domain.lifecycle import (
     payment_status,
 )
 from app.domain.masking import mask_text
-from app.domain.orders import DealChange, Decision, Outcome, rebuild_create, redelivered, remember
+from app.domain.orders import DealChange, Decision, Outcome, rebuild_create
 from app.domain.outputs import CRM_UPDATE, EXCEPTION, RESOLUTION, Output
 from app.domain.taxonomy import classify
 from app.domain.validation import Policy
@@ -57,8 +58,6 @@ def on_erp_event(
     state: DealState | None, event: ErpEvent, delivery: str, policy: Policy, now: dt.datetime, refs=None
 ) -> Decision:
     state = state if state is not None else DealState(opportunity_id=event.correlation_id)
-    if (again := redelivered(state, delivery)) is not None:
-        return again
     erp = state.erp = state.erp or ErpView()
     if erp.seen(event.event_id):
         return Decision(state, Outcome.DUPLICATE)
@@ -70,7 +69,7 @@ def on_erp_event(
     outputs += retry
     outputs += judge(state, policy, now)
     outputs += fact_outputs(state)
-    remember(state, delivery, outputs)
+    retention.mark(state, policy, now, changed=True)
     return Decision(state, Outcome.APPLIED, outputs)
 
 

@@ -1,16 +1,14 @@
 """Opportunity-to-order decisions: ``decide(state, change) -> (state, outputs, outcome)``.
 
-No Faust, no Kafka, no I/O. The deal agent loads the state, calls ``decide`` (which updates that
-state object in place and returns it in the Decision — the agent parses a fresh one per message),
-stores the state and sends the outputs. The guarantees live here:
+No Faust, no Kafka, no I/O. The deal flow (app/flows/deals.py) loads the state, calls ``decide``
+(which updates that state object in place and returns it in the Decision: the flow parses a fresh
+one per message) and returns the state and outputs to the engine, which re-sends them unchanged if
+the message is redelivered after a crash (app/engine/keyed.py). The guarantees live here:
 
 * per-row ordering: a change at or behind the row's last applied source position is a duplicate
   or stale and changes nothing;
 * deterministic command ids (``<opportunity>:create:<position that closed it>``,
   ``…:amend:<position>``, ``…:cancel:<position>``), so a re-emission carries the same id;
-* a redelivered source message (same topic/partition/offset as a recent decision, i.e. after a
-  worker crash between the state write and the commit) re-emits that decision's outputs unchanged
-  instead of being swallowed as a duplicate;
 * at most one open order per closed-won deal: create once, amend on change, cancel on reopen/loss.
 """
 
@@ -25,10 +23,11 @@ from typing import Any
 
 import orjson
 
-from app.domain.aggregate import fact_outputs
+from app.domain import retention
+from app.domain.aggregate import fact_outputs, forget_outputs
 from app.domain.audit import command_audit
 from app.domain.changes import Lineage, Op, RowChange
-from app.domain.deal import DealState, Emission, Header, Line, OrderRef, Pos, merge
+from app.domain.deal import DealState, Header, Line, OrderRef, Pos, merge
 from app.domain.drift import judge
 from app.domain.envelope import SERVICE_ACTOR, command_envelope
 from app.domain.errors import ReasonCode
@@ -38,7 +37,7 @@ from app.domain.outputs import EXCEPTION, RESOLUTION, SALES_ORDER, Output
 from app.domain.taxonomy import ExceptionType, classify
 from app.domain.validation import Failure, Policy, Resolved, validate
 
-RECENT_DECISIONS = 4
+CANCELLED_KEPT = 4  # create ids of cancelled orders a deal remembers
 
 
 class Outcome(StrEnum):
@@ -49,8 +48,8 @@ class Outcome(StrEnum):
     REJECTED = "rejected"  # closed-won but incomplete: exceptions raised
     PENDING = "pending"  # closed-won, incomplete, within the grace period: nothing raised yet
     LOOP_SUPPRESSED = "loop_suppressed"  # written by the integration's own CRM user
-    REDELIVERED = "redelivered"  # same source message again after a crash: outputs re-emitted
     IGNORED = "ignored"  # nothing to do (a truncate, a recheck of a settled deal)
+    RETIRED = "retired"  # settled for the retention period: the deal's rows are tombstoned
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +59,7 @@ class DealChange:
     opportunity_id: str
     change: RowChange | None
     lineage: Lineage  # where the CRM change was read (for commands, exceptions, traces)
-    delivery: str  # coordinates of the message that carried it here (to recognise a redelivery)
+    delivery: str  # coordinates of the message that carried it here
 
 
 @dataclass(slots=True)
@@ -76,16 +75,17 @@ def decide(state: DealState | None, event: DealChange, refs, policy: Policy, now
     state = (
         state if state is not None else DealState(opportunity_id=opp)
     )  # updated in place: callers pass a fresh parse
-    coords = event.delivery
-    if (again := redelivered(state, coords)) is not None:
-        return again
-
     change = event.change
+    if change is None and retention.due(state, policy, now):
+        return Decision(state, Outcome.RETIRED, forget_outputs(state) + retention.row_index_outputs(state))
     if change is not None:
         outcome = _apply(state, change)
         if outcome is not None:
             return Decision(state, outcome)
+        if change.table == "opportunity_line_item":
+            state.line_partitions[change.row_id] = event.lineage.partition
         if change.table == "opportunity" and state.header and state.header.last_modified_by == policy.integration_user:
+            retention.mark(state, policy, now, changed=True)
             return Decision(state, Outcome.LOOP_SUPPRESSED)
 
     if change is None and state.order is not None and not state.parked:
@@ -95,23 +95,8 @@ def decide(state: DealState | None, event: DealChange, refs, policy: Policy, now
     decision.outputs += reissue_if_unaccepted(state, event, refs, policy, now)
     decision.outputs += judge(state, policy, now)
     decision.outputs += fact_outputs(state)
-    remember(state, coords, decision.outputs)
+    retention.mark(state, policy, now, changed=change is not None)
     return decision
-
-
-def redelivered(state: DealState, coords: str) -> Decision | None:
-    """The outputs of the recent decision made for the message at ``coords``, if there was one."""
-    for emission in state.recent:
-        if emission.coordinates == coords:
-            return Decision(state, Outcome.REDELIVERED, [Output(**o) for o in emission.outputs])
-    return None
-
-
-def remember(state: DealState, coords: str, outputs: list[Output]) -> None:
-    """Keep a decision's outputs so a redelivery of its message re-emits them unchanged."""
-    if outputs:
-        plain = [{"topic": o.topic, "key": o.key, "contract": o.contract, "value": o.value} for o in outputs]
-        state.recent = [*state.recent, Emission(coordinates=coords, outputs=plain)][-RECENT_DECISIONS:]
 
 
 def waiting_for(state: DealState, grace: dt.timedelta) -> bytes:
@@ -170,7 +155,7 @@ def _evaluate(state: DealState, event: DealChange, refs, policy: Policy, now: dt
     if not won:
         if state.order is not None:
             outputs += _cancel(state, event, now)
-            state.cancelled_orders = [*state.cancelled_orders, state.order.create_command_id][-RECENT_DECISIONS:]
+            state.cancelled_orders = [*state.cancelled_orders, state.order.create_command_id][-CANCELLED_KEPT:]
             state.order = None
         state.close_pos = None
         state.failing_since = None

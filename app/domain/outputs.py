@@ -22,3 +22,4 @@ class Output:
     contract: str
     value: dict[str, Any]  # JSON-mode values; the agent validates them into the contract's model
     headers: tuple[tuple[str, str], ...] = ()  # Kafka headers (UTF-8 values), e.g. a retry tier's
+    partition: int | None = None  # None: by key; set where the reader must get it in a given partition

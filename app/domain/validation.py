@@ -37,6 +37,8 @@ class Policy:
     retry_tiers: tuple[tuple[str, float], ...] = ()  # (tier, delay s): where retryable ERP rejections go
     # a close date further than this from the day the deal is judged is a typo, not an order date
     close_date_window: dt.timedelta = dt.timedelta(days=366)
+    # a settled deal's state is tombstoned after this long without a change (app/domain/retention.py)
+    retention: dt.timedelta = dt.timedelta(days=90)
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,7 +128,7 @@ async def _deliver(topic_name: str, key: bytes | None, value: bytes | None, head
 async def _send_copies(c: _Copies) -> None:
     [ready] = await outputs.prepare([c.exception])
     await _deliver(settings.topic("sync.dead-letter"), c.key, c.value, c.dead_headers)
-    await _deliver(ready.topic.get_topic_name(), ready.key, ready.value, ready.headers)
+    await _deliver(ready.topic, ready.key, ready.value, list(ready.headers))
 
 
 async def quarantine(event: EventT, reason: str, detail: str, correlation_id: str | None = None) -> None:

@@ -10,21 +10,28 @@ first exception, alert or escalation of its kind.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import orjson
-from faust.types import TopicT
+from faust.types import TP, TopicT
 
 from app.catalog import default_catalog
 from app.contracts.models import model
 from app.domain.outputs import JSON, Output
 from app.engine.app import app, settings
+from app.engine.failpoints import FailPoints
+from app.engine.keyed import KeyedRunner, Record
 from app.engine.runtime import runtime
+from app.engine.table import Table
+from app.flows.step import Message
+from app.observe import metrics
 
 log = logging.getLogger(__name__)
 
 SOURCE_DOMAINS = ("crm-cdc", "erp-events")  # topics the CRM's CDC and the ERP write; the worker only reads them
 _topics: dict[str, TopicT] = {}
+failpoints = FailPoints(settings.failpoints)
+_stages = {s: metrics.stage_seconds.labels(stage=s) for s in ("decide", "encode", "state", "send")}
 
 
 def topic(name: str) -> TopicT:
@@ -42,41 +49,59 @@ def raw_topic(full_name: str) -> TopicT:
     return _topics[key]
 
 
-@dataclass(frozen=True, slots=True)
-class Ready:
-    topic: TopicT
-    key: bytes
-    value: bytes
-    headers: list[tuple[str, bytes]]
+def _headers(out: Output) -> tuple[tuple[str, bytes], ...]:
+    return tuple((k, v.encode()) for k, v in out.headers)
 
 
-def _headers(out: Output) -> list[tuple[str, bytes]]:
-    return [(k, v.encode()) for k, v in out.headers]
-
-
-def _subject_topic(out: Output, target: TopicT) -> str:
+def _subject_topic(out: Output, target: str) -> str:
     """Whose ``<topic>-value`` subject the value is encoded under: a command sent through a retry tier
     goes back to its own topic, so it carries that topic's schema id (tiers have no contract)."""
     back_to = dict(out.headers).get("x-retry-target-catalog")
-    return settings.topic(back_to) if back_to else target.get_topic_name()
+    return settings.topic(back_to) if back_to else target
 
 
-async def prepare(outputs: list[Output]) -> list[Ready]:
+async def prepare(outputs: Sequence[Output | Message]) -> list[Record]:
+    """Validate each output against its contract and encode it (a ``Message`` is already encoded)."""
     ready = []
     for out in outputs:
-        target = topic(out.topic)
-        if out.contract == JSON:
-            ready.append(Ready(target, out.key.encode(), orjson.dumps(out.value), _headers(out)))
-            continue
-        encoder = await runtime.encoder(_subject_topic(out, target), out.contract)
-        record = model(out.contract).model_validate(out.value)
-        ready.append(Ready(target, out.key.encode(), encoder.encode(record.to_avro()), _headers(out)))
+        target = settings.topic(out.topic)
+        if isinstance(out, Message):
+            ready.append(Record(target, out.key, out.value, out.headers, out.partition))
+        elif out.contract == JSON:
+            ready.append(Record(target, out.key.encode(), orjson.dumps(out.value), _headers(out), out.partition))
+        else:
+            encoder = await runtime.encoder(_subject_topic(out, target), out.contract)
+            record = model(out.contract).model_validate(out.value)
+            encoded = encoder.encode(record.to_avro())
+            ready.append(Record(target, out.key.encode(), encoded, _headers(out), out.partition))
     return ready
 
 
-async def send(ready: list[Ready]) -> None:
-    for r in ready:
-        await app.producer.produce(r.topic.get_topic_name(), r.key, r.value, r.headers or None)
+async def send(records: list[Record]) -> None:
+    for r in records:
+        await app.producer.produce(r.topic, r.key, r.value, list(r.headers) or None, r.partition)
+
+
+class FaustWire:
+    """The keyed runner's wire in the worker: this module's encoding, librdkafka's producer, the
+    consumer's committed offsets (set by Faust at each commit and at the seek after an assignment)."""
+
+    prepare = staticmethod(prepare)
+    send = staticmethod(send)
+
+    async def flush(self) -> None:
+        await app.producer.flush()
+
+    def committed(self, topic: str, partition: int) -> int | None:
+        return app.consumer._committed_offset.get(TP(topic, partition))
+
+    def observe(self, stage: str, seconds: float) -> None:
+        _stages[stage].observe(seconds)
+
+
+def runner(flow: str, tables: dict[str, Table], outbox: Table) -> KeyedRunner:
+    """The keyed runner of ``flow`` over its Faust tables, its outbox rows in ``outbox`` (its state's table)."""
+    return KeyedRunner(flow, tables, outbox, FaustWire(), failpoints)
 
 
 async def publish(name: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:

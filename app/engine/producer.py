@@ -156,14 +156,22 @@ class Producer(faust_aiokafka.Producer):
         self._send_on_produce_message(key=key, value=value, partition=partition, timestamp=timestamp, headers=headers)
         return await self._produce(topic, key, value, partition, int(timestamp * 1000) if timestamp else 0, headers)
 
-    async def produce(self, topic: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None) -> None:
+    async def produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes]] | None,
+        partition: int | None = None,
+    ) -> None:
         """Send past Faust's per-message machinery (its message future, sensors and callbacks), for
-        outputs whose delivery nobody awaits one by one. Partitioned by key as ``send`` is; covered
-        by ``flush`` as ``send`` is, and a failed delivery makes ``flush`` raise."""
+        outputs whose delivery nobody awaits one by one. Partitioned by key as ``send`` is, unless
+        ``partition`` is given; covered by ``flush`` as ``send`` is, and a failed delivery makes
+        ``flush`` raise."""
         if self._rd is None:  # not started or already stopped: where ``send`` goes then
-            await self.send(topic, key, value, None, None, headers)
+            await self.send(topic, key, value, partition, None, headers)
             return
-        await self._produce(topic, key, value, None, 0, headers, _ignore)
+        await self._produce(topic, key, value, partition, 0, headers, _ignore)
 
     async def _produce(
         self,

@@ -44,6 +44,7 @@ class Runtime:
                 auto_heal=s.auto_heal,
             ),
             retry_tiers=tuple(parse_tiers(s.retry_delays)),
+            retention=dt.timedelta(seconds=s.retention_s),
         )
 
     def decoder(self, contract: str | None = None, raw_decimals: bool = False) -> AvroDecoder:

@@ -10,7 +10,8 @@ records the persisted offset as Faust's own callback does, so recovery starts wh
 Anything the direct path does not cover (a non-bytes key or value, librdkafka's queue full, the
 producer not started) takes Faust's own path, unchanged. Flushes cover both (app/engine/producer.py).
 
-Reads, too, are one store lookup instead of two: see ``__getitem__``.
+Reads, too, are one store lookup instead of two: see ``__getitem__``. Every table's RocksDB shares
+one block cache and memtable budget: app/engine/rocksdb.py.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import faust
 from faust.types import TP
 
 from app.engine.producer import Producer
+from app.engine.rocksdb import share
+from app.settings import get_settings
 
 
 class Table(faust.Table):
@@ -31,6 +34,14 @@ class Table(faust.Table):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._unwritten = {}
+
+    def _new_store_by_url(self, url: Any) -> Any:
+        """Faust's store, its RocksDB options sharing the worker's block cache and memtable budget."""
+        store = super()._new_store_by_url(url)
+        if getattr(store, "use_rocksdict", False):
+            s = get_settings()
+            store.rocksdb_options = share(store.rocksdb_options, s.rocksdb_cache_mb, s.rocksdb_memtable_mb)
+        return store
 
     def __getitem__(self, key: Any) -> Any:
         """One RocksDB read per lookup. mode's ``FastUserDict.__getitem__`` asks the store ``key in``

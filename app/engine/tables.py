@@ -2,14 +2,15 @@
 
 Values are JSON bytes (never registry Avro: a changelog whose schema ids must resolve forever is a
 liability). Keys equal the message key of the stream that writes them, so reads and writes stay in
-the event's partition.
+the event's partition. A flow's outbox rows (app/engine/keyed.py) sit in the table of its state
+under keys starting with ``OUTBOX_PREFIX``; readers skip them (``app.flows.step.rows``).
 """
 
 from __future__ import annotations
 
 from app.engine.app import app, settings
 
-ROCKSDB_OPTIONS = {"block_cache_size": 32 * 1024 * 1024, "write_buffer_size": 8 * 1024 * 1024}
+ROCKSDB_OPTIONS = {"write_buffer_size": 8 * 1024 * 1024}  # per instance; all share one budget (app/engine/rocksdb.py)
 
 
 def _table(name: str, help_: str):
@@ -27,11 +28,19 @@ deals = _table("deals", "opportunity id -> assembled deal state (DealState JSON)
 parked = _table("parked-deals", "opportunity id -> what the parked deal waits for (JSON)")
 row_index = _table("row-index", "<table>:<row id> -> where a CRM row belongs (opportunity, price key)")
 deadlines = _table("sla-deadlines", "opportunity id -> epoch ms when its order's next ERP SLA falls due")
-parity_windows = _table("parity-windows", "bucket|<currency>|<1h|1d>|<start ms> -> window sums and alert (JSON)")
-parity_entries = _table("parity-entries", "<currency>|<side>|<opportunity id> -> the deal's last contribution (JSON)")
+parity_windows = _table(
+    "parity-windows",
+    "bucket|<currency>|<1h|1d>|<start ms> -> window sums and alert (JSON); "
+    "<currency>|<side>|<opportunity id> -> the deal's last contribution (JSON)",
+)
+# where contributions lived up to 0.1; read and emptied as deals change (app/flows/parity.py)
+parity_entries = _table("parity-entries", "(0.1) <currency>|<side>|<opportunity id> -> the deal's last contribution")
 exception_ledger = _table("exception-ledger", "exception id -> open/resolved state with its record (JSON)")
 escalation_due = _table("escalation-due", "exception id -> epoch ms when its SLA to resolve runs out")
 open_alerts = _table(
     "open-drift-alerts",
     "alert id -> kind, amount at risk, currency, opened at, severity, owner, ids and summary of an open drift alert",
+)
+customer_views = _table(
+    "customer-views", "account id -> the customer view the ERP was last sent (JSON), beside the account flow's outbox"
 )

@@ -26,6 +26,7 @@ from app.domain import escalation
 from app.engine.app import app, settings
 from app.engine.sensors import cache_labels
 from app.engine.tables import exception_ledger, open_alerts
+from app.flows.step import rows
 from app.observe import blocked, metrics, ops_page, stalls
 from app.observe.registry_probe import registry_reachable
 from app.observe.source_schemas import unreadable_sources
@@ -140,7 +141,7 @@ class Ops(View):
         unreadable = 0
         if ready["tables_recovered"] and not ready["rebalancing"]:
             try:  # the rows of this worker's active partitions (the timers in app/agents/live.py read them alike)
-                exceptions, bad_exceptions = ops_page.open_exceptions(list(exception_ledger.items()))
+                exceptions, bad_exceptions = ops_page.open_exceptions(list(rows(exception_ledger.items())))
                 alerts, bad_alerts = ops_page.open_alerts(list(open_alerts.items()))
                 unreadable = bad_exceptions + bad_alerts
             except Exception:

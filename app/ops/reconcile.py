@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from app.client_config import kafka_address, kafka_config
 from app.domain.deal import DealState
 from app.domain.reconcile import Report, reconcile
+from app.flows.step import rows
 from app.settings import Settings
 
 TIMEOUT_S = 15  # metadata calls, and the longest silence while partitions remain unread
@@ -36,7 +37,8 @@ def changelog_topic(s: Settings) -> str:
 
 
 def read_changelog(s: Settings, timeout_s: float = TIMEOUT_S, topic: str | None = None) -> dict[bytes, bytes]:
-    """The last non-null value of every key in a table changelog (default: deals), up to its current end."""
+    """The last non-null value of every key in a table changelog (default: deals), up to its current
+    end; the engine's outbox rows are not the table's data and are left out."""
     latest: dict[bytes, bytes] = {}
     scan(
         s,
@@ -45,7 +47,7 @@ def read_changelog(s: Settings, timeout_s: float = TIMEOUT_S, topic: str | None 
         timeout_s,
         missing="the worker has never run against this cluster with this CRM_ERP_APP_ID",
     )
-    return latest
+    return dict(rows(latest.items()))
 
 
 def scan(

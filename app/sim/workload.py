@@ -52,3 +52,12 @@ def deals(
             yield "opportunity_line_item", ln["id"], dbz.create("opportunity_line_item", ln, lsn)
         won = dbz.opportunity_row(opp, account, "Closed Won", amount, currency=currency)
         yield "opportunity", opp, dbz.update("opportunity", opened, won, lsn)
+
+
+def settling_deals(lsn: dbz.Lsn, count: int, seed: int = 11, prefix: str = "opp-s") -> Iterator[tuple[str, str, dict]]:
+    """``deals`` that are then lost: each is ordered, then cancelled, and so settles (6 CDC events)."""
+    for table, row_id, envelope in deals(lsn, count, seed=seed, prefix=prefix):
+        yield table, row_id, envelope
+        if table == "opportunity" and envelope["after"]["stage_name"] == "Closed Won":
+            lost = {**envelope["after"], "stage_name": "Closed Lost"}
+            yield "opportunity", row_id, dbz.update("opportunity", envelope["after"], lost, lsn)

@@ -205,7 +205,7 @@ def test_totals_sum_per_currency():
     assert ops_page.totals([]) == "none"
 
 
-def test_parse_alert_reads_what_track_alerts_writes():
+def test_parse_alert_reads_an_open_alert_row():
     key, raw = alert_row("opp-2:amount:accepted:1")
     a = ops_page.parse_alert(key, raw)
     assert a == Alert(

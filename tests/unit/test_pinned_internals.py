@@ -2,7 +2,8 @@
 
 The engine (app/engine/) patches or depends on these functions and classes: the drain loop, the
 seek, flow control, recovery's resume, the producer's send/flush/start, the conductor's callback,
-the topic queue, changelog sends, the Prometheus monitor, the throwable queue. Each is pinned by a
+the topic queue, changelog sends, the Prometheus monitor, the throwable queue, the committed offsets,
+the RocksDB options. Each is pinned by a
 hash of its source at the exact versions pyproject.toml pins, so an upgrade fails here, in one
 place, naming what to re-read; the behaviour the engine needs from each is pinned by the tests of
 the module that relies on it (test_eager_consumer, test_stream_topic, test_changelog_table,
@@ -38,6 +39,12 @@ PINNED = {
     "faust.tables.base:Collection.send_changelog": "3dd3884e1b5fc0e1",
     "faust.sensors.prometheus:PrometheusMonitor": "69a1537022641050",
     "mode.utils.queues:ThrowableQueue": "44872deb65478e1f",
+    # the keyed runner reads the committed offsets Faust records after each commit (app/engine/keyed.py)
+    "faust.transport.consumer:Consumer._commit_offsets": "1a69799041188441",
+    # the shared RocksDB cache replaces the options Faust builds per store (app/engine/rocksdb.py)
+    "faust.stores.rocksdb:RocksDBOptions.as_options": "d2a1bea17736d2eb",
+    "faust.stores.rocksdb:Store.__init__": "c7c0fa2989e8ab4a",
+    "faust.tables.base:Collection._new_store_by_url": "343a8125107d3f69",
 }
 
 

@@ -13,7 +13,7 @@ from app.cdc.envelope import normalise
 from app.contracts import default_index
 from app.contracts.models import model
 from app.domain.changes import Lineage, RowChange
-from app.domain.customers import ALLOWED_FIELDS, CUSTOMER_COMMAND, upsert_customer
+from app.domain.customers import ALLOWED_FIELDS, CUSTOMER_COMMAND, erp_view, upsert_customer
 from app.domain.references import Account
 from app.domain.validation import Policy
 from app.sim import debezium as sim
@@ -50,7 +50,8 @@ def lineage(change: RowChange) -> Lineage:
 
 
 def command(change: RowChange, account: Account, previous: Account | None = None) -> dict[str, Any] | None:
-    return upsert_customer(change, account, previous, lineage(change), INTEGRATION_USER, NOW)
+    sent = erp_view(change.row_id, previous) if previous else None
+    return upsert_customer(change, account, sent, lineage(change), INTEGRATION_USER, NOW)
 
 
 def test_an_account_change_becomes_an_upsert_customer_with_exactly_the_allowed_fields():

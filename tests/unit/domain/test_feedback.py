@@ -117,20 +117,6 @@ def test_the_same_event_id_twice_is_a_duplicate_with_no_outputs():
     assert deal.state.erp.paid == 100 and len(deal.state.erp.events) == 4
 
 
-def test_a_redelivered_message_re_emits_the_same_outputs_and_changes_nothing():
-    deal = Deal()
-    event = deal.event(ErpKind.INVOICED, at(minutes=5))  # ahead of its acceptance: a CRM update and an alert
-    first = deal.feed(event, at(minutes=5), delivery="sync.deal-changes/0/900")
-    before = deal.state
-    again = deal.feed(event, at(minutes=30), delivery="sync.deal-changes/0/900")  # a crash before the commit
-    assert again.outcome is Outcome.REDELIVERED
-    assert [(o.topic, o.key, o.contract, o.value) for o in again.outputs] == [
-        (o.topic, o.key, o.contract, o.value) for o in first.outputs
-    ]
-    assert {o.topic for o in first.outputs} >= {"crm.commands.update", "sync.drift-alerts"}
-    assert deal.state == before
-
-
 # --- rejection --------------------------------------------------------------------------------
 
 

@@ -68,17 +68,6 @@ def test_reordered_events_still_yield_exactly_one_create():
     assert cmd.value["command"]["amount"] == "250.00" and len(cmd.value["command"]["lines"]) == 2
 
 
-def test_redelivered_message_re_emits_the_same_command_id():
-    src = Source()
-    events = deal_events(src)
-    state, decisions = run(events)
-    again = decide(state, events[-1], references(), POLICY, NOW)  # same offset: a crash redelivery
-    assert again.outcome is Outcome.REDELIVERED
-    assert (
-        commands([again])[0].value["envelope"]["command_id"] == commands(decisions)[0].value["envelope"]["command_id"]
-    )
-
-
 def test_stale_header_is_not_applied():
     src = Source()
     old = src.change("opportunity", "opp-1", header(stage="NEGOTIATION"))

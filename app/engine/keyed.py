@@ -1,0 +1,240 @@
+"""Keyed steps with an outbox: every keyed flow's outputs survive a crash until their input is committed.
+
+Why: a flow that writes its state and then sends its outputs loses them if the worker dies in
+between. The redelivered input then finds its effect already in state and sends nothing (a drift
+alert, an escalation, a customer upsert gone). The engine closes the window for every flow the
+same way, so no flow has to remember recent decisions of its own:
+
+1. load the flow's outbox row for the input's key; if it holds an entry for this very input
+   (topic, partition, offset), the input is a redelivery: apply that entry's writes again (only
+   the newest entry keeps them: the writes of the ones before were applied before it was made)
+   and re-send its records, byte for byte (same ids); the step is not run again;
+2. otherwise run the step (pure: reads tables, returns writes and outputs), validate and encode
+   its outputs (``Wire.prepare``: a registry failure here leaves nothing half-done);
+3. write the outbox row first, holding this input's writes and records beside the entries of
+   inputs not yet committed. It is the step's one atomic record: a crash after it replays it.
+   The row lives in the flow's own table (key ``OUTBOX_PREFIX + input key``), so that table's
+   changelog holds it before the state rows written after it: a worker restoring the table
+   elsewhere after a crash never sees a step's state without its outbox row;
+4. apply the writes, then send the records;
+5. drop entries (and rows) whose input offset is committed, a few rows per step, in the
+   partition of the step (tables are written only in the event's partition).
+
+Fail-points ``<flow>.after_state`` and ``<flow>.after_send`` (``app/engine/failpoints.py``) kill
+the worker between 3-4 and 4-5. This module knows no Faust: ``Wire`` and the mappings are Faust's
+tables and producer in the worker, dicts and lists in ``tests/support/driver.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import orjson
+
+from app.domain.outputs import Output
+from app.engine.failpoints import FailPoints, die
+from app.flows.step import OUTBOX_PREFIX, Message, Step, Tables, Write
+
+PRUNE_PER_STEP = 16  # committed outbox rows dropped per step (more would lengthen one step for nothing)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """An output encoded for the broker: full topic name, key, value, headers."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    partition: int | None = None  # None: by key
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes
+
+
+class Wire(Protocol):
+    async def prepare(self, outputs: list[Output | Message]) -> list[Record]: ...
+
+    async def send(self, records: list[Record]) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    def committed(self, topic: str, partition: int) -> int | None:
+        """The partition's committed offset (the next to read), None if unknown."""
+        ...
+
+    def observe(self, stage: str, seconds: float) -> None:
+        """Time spent in a stage of a step: decide, encode, state, send."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    topic: str
+    partition: int
+    offset: int
+    writes: tuple[Write, ...]
+    records: tuple[Record, ...]
+
+
+def _b(raw: bytes | None) -> str | None:
+    """Bytes as JSON text: UTF-8 as it is (table values are JSON), anything else in base64."""
+    if raw is None:
+        return None
+    try:
+        return "s" + raw.decode()
+    except UnicodeDecodeError:
+        return "b" + base64.b64encode(raw).decode()
+
+
+def _u(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    return text[1:].encode() if text[0] == "s" else base64.b64decode(text[1:])
+
+
+def encode(entries: list[Entry]) -> bytes:
+    return orjson.dumps(
+        [
+            {
+                "t": e.topic,
+                "p": e.partition,
+                "o": e.offset,
+                "w": [[w.table, _b(w.key), _b(w.value)] for w in e.writes],
+                "r": [
+                    [r.topic, _b(r.key), _b(r.value), [[k, _b(v)] for k, v in r.headers], r.partition]
+                    for r in e.records
+                ],
+            }
+            for e in entries
+        ]
+    )
+
+
+def decode(raw: bytes | None) -> list[Entry]:
+    if not raw:
+        return []
+    return [
+        Entry(
+            e["t"],
+            e["p"],
+            e["o"],
+            tuple(Write(t, _u(k) or b"", _u(v)) for t, k, v in e["w"]),
+            tuple(Record(t, _u(k), _u(v), tuple((hk, _u(hv) or b"") for hk, hv in h), p) for t, k, v, h, p in e["r"]),
+        )
+        for e in orjson.loads(raw)
+    ]
+
+
+class KeyedRunner:
+    """Runs one flow's steps over its tables with an outbox (one instance per flow and process).
+    ``outbox``: the flow's table that holds the state its steps decide from."""
+
+    def __init__(
+        self, flow: str, tables: Tables, outbox: MutableMapping[bytes, bytes], wire: Wire, failpoints: FailPoints
+    ) -> None:
+        self.flow = flow
+        self._tables = tables
+        self._outbox = outbox
+        self._wire = wire
+        self._failpoints = failpoints
+        self._prefix = OUTBOX_PREFIX
+        self._pending: dict[tuple[str, int], dict[bytes, int]] = {}  # input partition -> row -> highest offset
+        self._scanned: set[tuple[str, int]] = set()
+
+    async def run(self, inp: Input, step: Callable[[], Step]) -> Step | None:
+        """Run ``step`` for ``inp``; None when ``inp`` is a redelivery and its stored outputs were re-sent."""
+        tp = (inp.topic, inp.partition)
+        if tp not in self._scanned:
+            self._scan(tp)
+        row_key = self._prefix + inp.key
+        entries = decode(self._outbox.get(row_key))
+        for e in entries:
+            if (e.topic, e.partition, e.offset) == (inp.topic, inp.partition, inp.offset):
+                self._apply(e.writes)
+                await self._wire.send(list(e.records))
+                return None
+        t0 = time.perf_counter()
+        done = step()
+        t1 = time.perf_counter()
+        records = await self._wire.prepare(done.outputs)
+        t2 = time.perf_counter()
+        kept = [e for e in entries if not self._is_committed(e)]
+        if done.writes or records:
+            # only the newest entry keeps its writes: an older one's were applied before this step began
+            kept = [replace(e, writes=()) for e in kept]
+            kept.append(Entry(inp.topic, inp.partition, inp.offset, tuple(done.writes), tuple(records)))
+        if kept != entries:
+            self._store(row_key, kept, tp)
+        self._apply(done.writes)
+        t3 = time.perf_counter()
+        await self._fail("after_state", records)
+        await self._wire.send(records)
+        await self._fail("after_send", records)
+        self._prune(tp, row_key)
+        wire = self._wire
+        wire.observe("decide", t1 - t0)
+        wire.observe("encode", t2 - t1)
+        wire.observe("state", t3 - t2)
+        wire.observe("send", time.perf_counter() - t3)
+        return done
+
+    def _store(self, row_key: bytes, entries: list[Entry], tp: tuple[str, int]) -> None:
+        pending = self._pending.setdefault(tp, {})
+        if entries:
+            self._outbox[row_key] = encode(entries)
+            pending[row_key] = max(e.offset for e in entries)
+        else:
+            self._outbox.pop(row_key, None)
+            pending.pop(row_key, None)
+
+    def _apply(self, writes: tuple[Write, ...] | list[Write]) -> None:
+        for w in writes:
+            table = self._tables[w.table]
+            if w.value is None:
+                table.pop(w.key, None)
+            else:
+                table[w.key] = w.value
+
+    def _is_committed(self, e: Entry) -> bool:
+        committed = self._wire.committed(e.topic, e.partition)
+        return committed is not None and e.offset < committed
+
+    def _prune(self, tp: tuple[str, int], current: bytes) -> None:
+        """Drop a few rows whose every entry is committed (rows of this input partition only)."""
+        pending = self._pending.get(tp)
+        committed = self._wire.committed(*tp)
+        if not pending or committed is None:
+            return
+        done = [k for k, offset in list(pending.items())[:PRUNE_PER_STEP] if offset < committed and k != current]
+        for row_key in done:
+            entries = decode(self._outbox.get(row_key))
+            self._store(row_key, [e for e in entries if not self._is_committed(e)], tp)
+
+    def _scan(self, tp: tuple[str, int]) -> None:
+        """Index the rows a previous run left for ``tp`` (recovered from the changelog), so they are pruned."""
+        self._scanned.add(tp)
+        pending = self._pending.setdefault(tp, {})
+        for row_key, raw in list(self._outbox.items()):
+            if row_key.startswith(self._prefix):
+                offsets = [e.offset for e in decode(raw) if (e.topic, e.partition) == tp]
+                if offsets:
+                    pending[row_key] = max(offsets)
+
+    async def _fail(self, point: str, records: list[Record]) -> None:
+        if not self._failpoints:
+            return
+        name = f"{self.flow}.{point}"
+        if self._failpoints.due(name, (r.topic for r in records)):
+            if point == "after_send":
+                await self._wire.flush()  # the outputs on the broker, the input not committed
+            die(name)

@@ -1,0 +1,68 @@
+"""The deal flow: one opportunity's CRM changes, re-checks and ERP events → its state and outputs.
+
+The rules are ``app.domain.orders.decide`` and ``app.domain.feedback.on_erp_event``; this step
+loads the deal, runs the rule and derives the rows that index it: what a parked deal waits for
+(``parked-deals``, read by the re-check timer), when its next ERP SLA or the end of its retention
+falls due (``sla-deadlines``, read by the sweep) and its open drift alerts. A retired deal's rows
+are tombstoned (app/domain/retention.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from app.domain import retention
+from app.domain.deal import DealState
+from app.domain.feedback import on_erp_event
+from app.domain.lifecycle import ErpEvent
+from app.domain.orders import DealChange, Decision, Outcome, decide, waiting_for
+from app.domain.parity import next_check_ms
+from app.domain.validation import Policy
+from app.flows.alerts import OPEN_ALERTS, alert_writes
+from app.flows.step import Step, Tables, Write, put
+
+DEALS, PARKED, DEADLINES = "deals", "parked-deals", "sla-deadlines"
+TABLES = (DEALS, PARKED, DEADLINES, OPEN_ALERTS)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    references: Any  # app.engine.reference_store.ReferenceStore, or a test's
+    policy: Policy
+    now: dt.datetime
+
+
+def step(tables: Tables, key: bytes, item: DealChange | ErpEvent, delivery: str, ctx: Context) -> Step:
+    """``delivery``: where the item was read (topic/partition/offset). ``Step.info`` is the ``Decision``."""
+    raw = tables[DEALS].get(key)
+    state = DealState.model_validate_json(raw) if raw else None
+    decision: Decision
+    if isinstance(item, ErpEvent):
+        decision = on_erp_event(state, item, delivery, ctx.policy, ctx.now, ctx.references)
+    else:
+        decision = decide(state, item, ctx.references, ctx.policy, ctx.now)
+    new = decision.state
+    if decision.outcome is Outcome.RETIRED:
+        writes = [Write(table, key, None) for table in (DEALS, PARKED, DEADLINES) if key in tables[table]]
+        return Step(writes, list(decision.outputs), decision)
+    writes: list[Write] = put(tables, DEALS, key, new.model_dump_json().encode())
+    if new.parked:
+        writes += put(tables, PARKED, key, waiting_for(new, ctx.policy.grace))
+    else:
+        writes += put(tables, PARKED, key, None)
+    due = _next_due_ms(new, ctx)
+    writes += put(tables, DEADLINES, key, None if due is None else str(due).encode())
+    writes += alert_writes(decision.outputs)
+    return Step(writes, list(decision.outputs), decision)
+
+
+def _next_due_ms(state: DealState, ctx: Context) -> int | None:
+    """When the deal must be looked at again without a new event: its next ERP SLA, or the end of
+    its retention once settled (the sweep turns either into a re-check)."""
+    dues = [next_check_ms(state, int(ctx.now.timestamp() * 1000), ctx.policy.slas)]
+    forget = retention.forget_at(state, ctx.policy)
+    dues.append(None if forget is None else int(forget.timestamp() * 1000))
+    found = [d for d in dues if d is not None]
+    return min(found) if found else None
