@@ -17,7 +17,7 @@ import time
 import orjson
 
 from app.domain import escalation, exception_state
-from app.domain.outputs import EXCEPTION, RESOLUTION
+from app.domain.outputs import EXCEPTION, RESOLUTION, Output
 from app.engine import outputs
 from app.engine.app import app, settings
 from app.engine.guard import guarded
@@ -63,7 +63,7 @@ async def fold(event) -> None:
         Input(msg.topic, msg.partition, msg.offset, event.key), lambda: flow.step(TABLES, event.key, message, ctx)
     )
     for out in done.outputs if done else []:
-        if out.topic == "sync.escalations":
+        if isinstance(out, Output) and out.topic == "sync.escalations":
             metrics.escalations.labels(team=out.value["route_team"], mode=out.value["mode"]).inc()
 
 

@@ -41,7 +41,7 @@ class SharedOptions(RocksDBOptions):
         block_cache, buffers = _shared(self.cache_mb, self.memtable_mb)
         opts = rocksdict.Options(raw_mode=True)
         opts.create_if_missing(True)
-        opts.set_max_open_files(self.max_open_files)
+        opts.set_max_open_files(self.max_open_files or -1)  # None: the OS limit is unknown; -1 is RocksDB's "no limit"
         opts.set_write_buffer_size(self.write_buffer_size)
         opts.set_target_file_size_base(self.target_file_size_base)
         opts.set_max_write_buffer_number(self.max_write_buffer_number)

@@ -6,6 +6,8 @@ or currency the alert belongs to; ``app/agents/live.py`` turns it into gauges an
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import orjson
 
 from app.domain.outputs import Output
@@ -14,7 +16,7 @@ from app.flows.step import Message, Write
 OPEN_ALERTS = "open-drift-alerts"
 
 
-def alert_writes(outputs: list[Output | Message]) -> list[Write]:
+def alert_writes(outputs: Sequence[Output | Message]) -> list[Write]:
     writes = []
     for out in outputs:
         if not isinstance(out, Output) or out.topic != "sync.drift-alerts":

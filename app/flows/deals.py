@@ -44,10 +44,11 @@ def step(tables: Tables, key: bytes, item: DealChange | ErpEvent, delivery: str,
     else:
         decision = decide(state, item, ctx.references, ctx.policy, ctx.now)
     new = decision.state
+    writes: list[Write]
     if decision.outcome is Outcome.RETIRED:
         writes = [Write(table, key, None) for table in (DEALS, PARKED, DEADLINES) if key in tables[table]]
         return Step(writes, list(decision.outputs), decision)
-    writes: list[Write] = put(tables, DEALS, key, new.model_dump_json().encode())
+    writes = put(tables, DEALS, key, new.model_dump_json().encode())
     if new.parked:
         writes += put(tables, PARKED, key, waiting_for(new, ctx.policy.grace))
     else:

@@ -87,11 +87,11 @@ def run(
             produced = target
             deadline = time.monotonic() + 3600
             while _cancels(consumer, seen) < target:
-                if worker.proc.poll() is not None or time.monotonic() > deadline:
+                if worker.proc is None or worker.proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{len(seen)} of {target} deals cancelled; the worker:\n{worker.tail()}")
             time.sleep(min(settle_s, retention_s * 2 + 10))  # the last deals of the step retire
-            step = {"deals": target, "seconds": round(time.monotonic() - started), "rss_mb": _rss_mb(worker)}
-            step["keys"] = _keys(env.settings)
+            step: dict[str, Any] = {"deals": target, "seconds": round(time.monotonic() - started)}
+            step |= {"rss_mb": _rss_mb(worker), "keys": _keys(env.settings)}
             results["steps"].append(step)
             say(f"{target:>6} deals after {step['seconds']:>5} s: RSS {step['rss_mb']} MB, keys {step['keys']}")
         results["peak_rss_mb"] = worker.peak_rss_mb()
