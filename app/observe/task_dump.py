@@ -22,7 +22,24 @@ def dump_tasks() -> str:
     for task in tasks:
         out.write(f"--- {task.get_name()} {task.get_coro()!r}\n")
         task.print_stack(limit=12, file=out)
+        out.writelines(f"  awaits {line}\n" for line in awaited(task.get_coro()))
     return out.getvalue()
+
+
+def awaited(coro: object) -> list[str]:
+    """Where each coroutine in the chain ``coro`` awaits, outermost first, down to the innermost one.
+
+    Why: a task's stack shows only the frame of its own coroutine (an agent's actor shows
+    ``await coro`` and nothing of the handler inside it), which hides what a stalled agent waits for.
+    """
+    lines = []
+    for _ in range(40):  # a chain this deep is a loop, not a call stack
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            break
+        lines.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return lines
 
 
 def install(loop: asyncio.AbstractEventLoop) -> None:

@@ -1,11 +1,12 @@
 """``crm-erp-sync soak``: does state stay bounded? Many deals settle while one worker runs.
 
-Each deal is opened, gets three lines, closes won (a create), then is lost (a cancel): it settles.
-With a short ``CRM_ERP_RETENTION_S`` the worker tombstones every settled deal shortly after, from
-every table. The deals are produced in steps; after each step, once the worker has sent the cancel
-of every deal so far, the soak records the worker's resident memory and the live keys of each
-table (read from the tables' changelogs: the last value per key, tombstones dropping keys). Bounded
-state shows as key counts that stop growing with the deals and memory that levels off.
+Each deal is opened, gets three lines, closes won, then is lost: it settles (ordered and cancelled,
+or, when the close overtook its lines, never ordered). With a short ``CRM_ERP_RETENTION_S`` the
+worker tombstones every settled deal shortly after, from every table. The deals are produced in
+steps; after each step, once the worker has committed every input and the deals of the step have
+retired, the soak records the worker's resident memory and the live keys of each table (read from
+the tables' changelogs: the last value per key, tombstones dropping keys). Bounded state shows as
+key counts that stop growing with the deals and memory that levels off.
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from confluent_kafka import Consumer, TopicPartition
+
+from app.client_config import kafka_config
 from app.flows.step import rows
-from app.ops.bench import COMMANDS, Env
+from app.ops.bench import CRM, Env
 from app.ops.reconcile import scan
 from app.ops.worker_process import WorkerProcess
 from app.settings import Settings
 from app.sim import debezium as dbz
 from app.sim import workload
 
+INPUTS = [f"crm.public.{t}" for t in CRM] + ["sync.deal-changes"]
 TABLES = (
     "deals",
     "parked-deals",
@@ -48,11 +53,19 @@ def _rss_mb(proc: WorkerProcess) -> float | None:
     return None
 
 
-def _cancels(consumer, seen: set[bytes]) -> int:
-    for msg in consumer.consume(5000, timeout=0.5):
-        if not msg.error() and msg.value() and b"CancelSalesOrder" in msg.value():
-            seen.add(msg.key())
-    return len(seen)
+def _behind(s: Settings, names: list[str]) -> int:
+    """Messages of ``names`` the worker's group has not committed yet."""
+    consumer = Consumer(kafka_config(s, {"group.id": s.app_id, "enable.auto.commit": False}))
+    try:
+        metadata = consumer.list_topics(timeout=30)
+        parts = [TopicPartition(s.topic(n), p) for n in names for p in metadata.topics[s.topic(n)].partitions]
+        behind = 0
+        for tp in consumer.committed(parts, timeout=30):
+            _, high = consumer.get_watermark_offsets(tp, timeout=30)
+            behind += max(high - max(tp.offset, 0), 0)
+        return behind
+    finally:
+        consumer.close()
 
 
 def _keys(s: Settings) -> dict[str, int]:
@@ -76,8 +89,6 @@ def run(
     env.produce(workload.reference_data(lsn))
     worker_env = env.worker_env(0) | {"CRM_ERP_RETENTION_S": str(retention_s), "CRM_ERP_PARITY_CHECK_S": "2"}
     worker = WorkerProcess(worker_env, root / "worker.log").start()
-    consumer = env.consumer([COMMANDS])
-    seen: set[bytes] = set()
     results: dict[str, Any] = {"retention_s": retention_s, "events_per_deal": 6, "steps": []}
     stream = workload.settling_deals(lsn, steps[-1])
     produced, started = 0, time.monotonic()
@@ -86,17 +97,19 @@ def run(
             env.produce(itertools.islice(stream, (target - produced) * 6))  # 6 CDC events per deal
             produced = target
             deadline = time.monotonic() + 3600
-            while _cancels(consumer, seen) < target:
+            while (behind := _behind(env.settings, INPUTS)) > 0:
                 if worker.proc is None or worker.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{len(seen)} of {target} deals cancelled; the worker:\n{worker.tail()}")
+                    raise RuntimeError(f"{behind} input messages not processed; the worker:\n{worker.tail()}")
+                time.sleep(2)
             time.sleep(min(settle_s, retention_s * 2 + 10))  # the last deals of the step retire
+            while _behind(env.settings, ["sync.deal-changes", "sync.row-index", "sync.parity-facts"]) > 0:
+                time.sleep(2)
             step: dict[str, Any] = {"deals": target, "seconds": round(time.monotonic() - started)}
             step |= {"rss_mb": _rss_mb(worker), "keys": _keys(env.settings)}
             results["steps"].append(step)
             say(f"{target:>6} deals after {step['seconds']:>5} s: RSS {step['rss_mb']} MB, keys {step['keys']}")
         results["peak_rss_mb"] = worker.peak_rss_mb()
     finally:
-        consumer.close()
         worker.stop()
         env.drop()
     out.parent.mkdir(parents=True, exist_ok=True)
