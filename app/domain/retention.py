@@ -1,8 +1,9 @@
 """When a deal's state may go: settled, quiet for the retention period, and safe to forget.
 
 A deal is settled when nothing about it can still need the service: lost or deleted in the CRM
-(any order it had was cancelled), or paid in full by the ERP; and no exception, drift alert or
-park is open on it. Once settled for ``Policy.retention`` with no change, its rows are tombstoned
+(any order it had was cancelled), or paid in full by the ERP, or only lines with no header (a
+line change that arrived after its deal retired); and no exception, drift alert or park is open
+on it. Once settled for ``Policy.retention`` with no change, its rows are tombstoned
 (state, indexes, parity contributions), so state is bounded by the deals still in flight plus
 those settled within the period. The row index of the CDC ingest (line -> deal) is told to drop the
 deal's lines through ``sync.row-index``.
@@ -27,8 +28,10 @@ LOST_STAGE = "CLOSED_LOST"
 
 def settled(state: DealState, policy: Policy) -> bool:
     header = state.header
-    if header is None or state.open_exceptions or state.alerts or state.parked:
+    if state.open_exceptions or state.alerts or state.parked:
         return False
+    if header is None:  # lines only: late lines of a retired deal, or lines of a deal never seen
+        return state.order is None
     if header.deleted or header.stage == LOST_STAGE:
         return state.order is None
     if header.stage != policy.closed_won_stage or state.order is None or state.erp is None:

@@ -57,6 +57,15 @@ def test_a_deal_is_settled_when_lost_deleted_or_paid_in_full_and_nothing_is_open
     assert gap.state.alerts and gap.state.settled_at is None
 
 
+def test_lines_without_a_header_settle_too():
+    """A line change read after its deal retired (the line topic lagging the opportunity topic by
+    more than the period, seen in the soak) leaves a state with lines only: it must go as well."""
+    orphan = Deal(POLICY, close=False)
+    orphan.crm("opportunity_line_item", "l1", line(OPP, "prod-a", "2", "100"), now=NOW)
+    assert orphan.state.header is None and orphan.state.settled_at == NOW
+    assert orphan.recheck(NOW + WEEK).outcome is Outcome.RETIRED
+
+
 def test_a_recheck_does_not_restart_the_period_a_change_does():
     lost = Deal(POLICY, close=False)
     lost.header(NOW, stage="CLOSED_LOST")
