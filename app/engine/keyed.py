@@ -17,8 +17,9 @@ same way, so no flow has to remember recent decisions of its own:
    changelog holds it before the state rows written after it: a worker restoring the table
    elsewhere after a crash never sees a step's state without its outbox row;
 4. apply the writes, then send the records;
-5. drop entries (and rows) whose input offset is committed, a few rows per step, in the
-   partition of the step (tables are written only in the event's partition).
+5. drop entries (and rows) whose input offset is committed, the oldest few rows per step, in the
+   partition of the step (tables are written only in the event's partition). Rows whose input was
+   committed after the stream went idle wait for the partition's next step.
 
 Fail-points ``<flow>.after_state`` and ``<flow>.after_send`` (``app/engine/failpoints.py``) kill
 the worker between 3-4 and 4-5. This module knows no Faust: ``Wire`` and the mappings are Faust's
@@ -28,6 +29,7 @@ tables and producer in the worker, dicts and lists in ``tests/support/driver.py`
 from __future__ import annotations
 
 import base64
+import itertools
 import time
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, replace
@@ -149,13 +151,13 @@ class KeyedRunner:
         self._failpoints = failpoints
         self._prefix = OUTBOX_PREFIX
         self._pending: dict[tuple[str, int], dict[bytes, int]] = {}  # input partition -> row -> highest offset
-        self._scanned: set[tuple[str, int]] = set()
+        self._scanned = False
 
     async def run(self, inp: Input, step: Callable[[], Step]) -> Step | None:
         """Run ``step`` for ``inp``; None when ``inp`` is a redelivery and its stored outputs were re-sent."""
         tp = (inp.topic, inp.partition)
-        if tp not in self._scanned:
-            self._scan(tp)
+        if not self._scanned:
+            self._scan()
         row_key = self._prefix + inp.key
         entries = decode(self._outbox.get(row_key))
         for e in entries:
@@ -190,12 +192,12 @@ class KeyedRunner:
 
     def _store(self, row_key: bytes, entries: list[Entry], tp: tuple[str, int]) -> None:
         pending = self._pending.setdefault(tp, {})
+        pending.pop(row_key, None)  # re-inserted last: the oldest rows are the first looked at
         if entries:
             self._outbox[row_key] = encode(entries)
             pending[row_key] = max(e.offset for e in entries)
         else:
             self._outbox.pop(row_key, None)
-            pending.pop(row_key, None)
 
     def _apply(self, writes: tuple[Write, ...] | list[Write]) -> None:
         for w in writes:
@@ -215,20 +217,23 @@ class KeyedRunner:
         committed = self._wire.committed(*tp)
         if not pending or committed is None:
             return
-        done = [k for k, offset in list(pending.items())[:PRUNE_PER_STEP] if offset < committed and k != current]
+        oldest = itertools.islice(pending.items(), PRUNE_PER_STEP)
+        done = [k for k, offset in oldest if offset < committed and k != current]
         for row_key in done:
             entries = decode(self._outbox.get(row_key))
             self._store(row_key, [e for e in entries if not self._is_committed(e)], tp)
 
-    def _scan(self, tp: tuple[str, int]) -> None:
-        """Index the rows a previous run left for ``tp`` (recovered from the changelog), so they are pruned."""
-        self._scanned.add(tp)
-        pending = self._pending.setdefault(tp, {})
+    def _scan(self) -> None:
+        """Index the rows a previous run left (recovered from the changelog), so they are pruned.
+
+        Once per process, at its first step: one pass over the table. Rows of partitions assigned
+        later go when their key is next stepped (a previous owner's uncommitted stretch at most)."""
+        self._scanned = True
         for row_key, raw in list(self._outbox.items()):
             if row_key.startswith(self._prefix):
-                offsets = [e.offset for e in decode(raw) if (e.topic, e.partition) == tp]
-                if offsets:
-                    pending[row_key] = max(offsets)
+                for e in decode(raw):
+                    pending = self._pending.setdefault((e.topic, e.partition), {})
+                    pending[row_key] = max(e.offset, pending.get(row_key, -1))
 
     async def _fail(self, point: str, records: list[Record]) -> None:
         if not self._failpoints:
