@@ -134,7 +134,7 @@ async def recheck_parked() -> None:
         log.exception("re-checking parked deals failed; will try again")
 
 
-_sent: dict[bytes, bytes] = {}  # deadline already turned into a re-check (until the agent moves it)
+_sent: dict[bytes, bytes] = {}  # due deadline already turned into a re-check (kept while it is due)
 
 
 @app.timer(interval=settings.parity_check_s)
@@ -144,11 +144,12 @@ async def sweep_deadlines() -> None:
         return
     try:
         now_ms = time.time() * 1000
-        due = [(k, v) for k, v in list(deadlines.items()) if int(v) <= now_ms and _sent.get(k) != v]
-        for key, value in due:
-            await deal_changes.send(key=key, value=messages.recheck(key.decode()))
-            _sent[key] = value
-        if len(_sent) > 100_000:
-            _sent.clear()
+        due = {k: v for k, v in list(deadlines.items()) if int(v) <= now_ms}
+        for key in [k for k, v in _sent.items() if due.get(k) != v]:
+            del _sent[key]  # moved or removed by the agent: remembering it would only take memory
+        for key, value in due.items():
+            if _sent.get(key) != value:
+                await deal_changes.send(key=key, value=messages.recheck(key.decode()))
+                _sent[key] = value
     except Exception:
         log.exception("sweeping SLA deadlines failed; will try again")

@@ -73,7 +73,7 @@ async def keep_exception_ledger(stream):
         await guarded(event, lambda event=event: fold(event))
 
 
-_asked: dict[bytes, bytes] = {}  # due SLA already turned into a check (until the agent moves it)
+_asked: dict[bytes, bytes] = {}  # due SLA already turned into a check (kept while it is due)
 
 
 @app.timer(interval=settings.escalation_check_s)
@@ -83,11 +83,12 @@ async def check_exception_slas() -> None:
         return
     try:
         now_ms = time.time() * 1000
-        for key, value in list(escalation_due.items()):
-            if int(value) <= now_ms and _asked.get(key) != value:
+        due = {k: v for k, v in list(escalation_due.items()) if int(v) <= now_ms}
+        for key in [k for k, v in _asked.items() if due.get(k) != v]:
+            del _asked[key]  # moved or removed by the agent
+        for key, value in due.items():
+            if _asked.get(key) != value:
                 await ledger_topic.send(key=key, value=orjson.dumps({"check": True}))
                 _asked[key] = value
-        if len(_asked) > 100_000:
-            _asked.clear()
     except Exception:
         log.exception("checking exception SLAs failed; will try again")
