@@ -38,9 +38,8 @@ from app.observe import blocked, logs, metrics
 log = logging.getLogger(__name__)
 
 BACKOFF_START_S = 0.2
-# the largest record a quarantine or a retry tier may write: the producer's request limit, less room
-# for the batch around it
-COPY_LIMIT = app.conf.producer_max_request_size - 16 * 1024
+# the largest record a quarantine or a retry tier may write (as any output: app/engine/outputs.py)
+COPY_LIMIT = outputs.OUTPUT_LIMIT
 BACKOFF_MAX_S = 30.0
 TIERS = retries.parse_tiers(settings.retry_delays)
 _unknown = [t for t, _ in TIERS if f"sync.retry.{t}" not in {s.name for s in default_catalog()}]

@@ -31,7 +31,7 @@ from __future__ import annotations
 import base64
 import itertools
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -137,6 +137,10 @@ def decode(raw: bytes | None) -> list[Entry]:
     ]
 
 
+def rows_with(items: Iterable[tuple[bytes, bytes]], prefix: bytes) -> list[tuple[bytes, bytes]]:
+    return [(k, v) for k, v in items if k.startswith(prefix)]
+
+
 class KeyedRunner:
     """Runs one flow's steps over its tables with an outbox (one instance per flow and process).
     ``outbox``: the flow's table that holds the state its steps decide from."""
@@ -226,14 +230,17 @@ class KeyedRunner:
     def _scan(self) -> None:
         """Index the rows a previous run left (recovered from the changelog), so they are pruned.
 
-        Once per process, at its first step: one pass over the table. Rows of partitions assigned
-        later go when their key is next stepped (a previous owner's uncommitted stretch at most)."""
+        Once per process, at its first step, over the outbox rows only (their keys sort before every
+        other key: ``Table.prefixed`` reads each RocksDB from the prefix and stops after it). Rows of
+        partitions assigned later go when their key is next stepped (a previous owner's uncommitted
+        stretch at most)."""
         self._scanned = True
-        for row_key, raw in list(self._outbox.items()):
-            if row_key.startswith(self._prefix):
-                for e in decode(raw):
-                    pending = self._pending.setdefault((e.topic, e.partition), {})
-                    pending[row_key] = max(e.offset, pending.get(row_key, -1))
+        prefixed = getattr(self._outbox, "prefixed", None)  # the worker's tables read just the prefix
+        found = prefixed(self._prefix) if prefixed else rows_with(self._outbox.items(), self._prefix)
+        for row_key, raw in list(found):
+            for e in decode(raw):
+                pending = self._pending.setdefault((e.topic, e.partition), {})
+                pending[row_key] = max(e.offset, pending.get(row_key, -1))
 
     async def _fail(self, point: str, records: list[Record]) -> None:
         if not self._failpoints:

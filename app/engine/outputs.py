@@ -17,6 +17,7 @@ from faust.types import TP, TopicT
 
 from app.catalog import default_catalog
 from app.contracts.models import model
+from app.domain.errors import ReasonCode, SyncError
 from app.domain.outputs import JSON, Output
 from app.engine.app import app, settings
 from app.engine.failpoints import FailPoints
@@ -60,8 +61,24 @@ def _subject_topic(out: Output, target: str) -> str:
     return settings.topic(back_to) if back_to else target
 
 
+# the largest record an output may be: the producer's request limit, less room for the batch around it
+OUTPUT_LIMIT = app.conf.producer_max_request_size - 16 * 1024
+
+
+def _sized(record: Record) -> Record:
+    """A record the broker will take. Checked before any state is written: a send refused after it
+    would leave state that says the output went out (the input quarantined, the output lost)."""
+    size = len(record.key or b"") + len(record.value or b"") + sum(len(k) + len(v) for k, v in record.headers)
+    if size > OUTPUT_LIMIT:
+        raise SyncError(
+            ReasonCode.MESSAGE_TOO_LARGE, f"an output to {record.topic} would be {size} bytes (limit {OUTPUT_LIMIT})"
+        )
+    return record
+
+
 async def prepare(outputs: Sequence[Output | Message]) -> list[Record]:
-    """Validate each output against its contract and encode it (a ``Message`` is already encoded)."""
+    """Validate each output against its contract and encode it (a ``Message`` is already encoded);
+    an output larger than the broker takes is a MESSAGE_TOO_LARGE error, before any state is written."""
     ready = []
     for out in outputs:
         target = settings.topic(out.topic)
@@ -74,7 +91,7 @@ async def prepare(outputs: Sequence[Output | Message]) -> list[Record]:
             record = model(out.contract).model_validate(out.value)
             encoded = encoder.encode(record.to_avro())
             ready.append(Record(target, out.key.encode(), encoded, _headers(out), out.partition))
-    return ready
+    return [_sized(r) for r in ready]
 
 
 async def send(records: list[Record]) -> None:

@@ -17,6 +17,7 @@ one block cache and memtable budget: app/engine/rocksdb.py.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -42,6 +43,15 @@ class Table(faust.Table):
             s = get_settings()
             store.rocksdb_options = share(store.rocksdb_options, s.rocksdb_cache_mb, s.rocksdb_memtable_mb)
         return store
+
+    def prefixed(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """The rows whose key starts with ``prefix``, in each open partition, read from the first such
+        key on and no further: the keyed runner's outbox rows, without reading the whole table."""
+        for db in list(getattr(self.data, "_dbs", {}).values()):
+            for key, value in db.items(from_key=prefix):
+                if not key.startswith(prefix):
+                    break
+                yield key, value
 
     def __getitem__(self, key: Any) -> Any:
         """One RocksDB read per lookup. mode's ``FastUserDict.__getitem__`` asks the store ``key in``

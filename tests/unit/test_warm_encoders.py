@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from app.domain.errors import ReasonCode, TransientError
+import pytest
+
+from app.domain.errors import ReasonCode, SyncError, TransientError
+from app.domain.outputs import JSON, Output
 from app.engine import outputs
 from app.engine.runtime import Runtime
 
@@ -43,3 +46,14 @@ def test_a_subject_that_cannot_be_resolved_is_reported_and_left_to_its_first_use
     runtime, _, missed = _warm(monkeypatch, {f"{audit}-value"})
     assert len(missed) == 1 and missed[0].startswith(audit)
     assert audit not in runtime._encoders and outputs.settings.topic("sync.exceptions") in runtime._encoders
+
+
+def test_an_output_the_broker_would_refuse_is_an_error_before_any_state_is_written():
+    """A send refused after the state write left state saying the output went out: the input was
+    quarantined and the output lost (a replay is then a duplicate). prepare() refuses it first."""
+    huge = Output("sync.parity-facts", "EUR", JSON, {"opp": "x" * (outputs.OUTPUT_LIMIT + 1)})
+    with pytest.raises(SyncError) as refused:
+        asyncio.run(outputs.prepare([huge]))
+    assert refused.value.reason == ReasonCode.MESSAGE_TOO_LARGE
+    [fits] = asyncio.run(outputs.prepare([Output("sync.parity-facts", "EUR", JSON, {"opp": "x" * 1000})]))
+    assert fits.topic.endswith("sync.parity-facts")
