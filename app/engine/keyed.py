@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import base64
 import itertools
+import logging
 import time
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, replace
@@ -41,6 +42,7 @@ from app.domain.outputs import Output
 from app.engine.failpoints import FailPoints, die
 from app.flows.step import OUTBOX_PREFIX, Message, Step, Tables, Write
 
+log = logging.getLogger(__name__)
 PRUNE_PER_STEP = 16  # committed outbox rows dropped per step (more would lengthen one step for nothing)
 
 
@@ -168,6 +170,8 @@ class KeyedRunner:
             if (e.topic, e.partition, e.offset) == (inp.topic, inp.partition, inp.offset):
                 self._apply(e.writes)
                 await self._wire.send(list(e.records))
+                log.info("%s: %s/%s/%s redelivered, %d stored output(s) sent again", self.flow, *tp, inp.offset,
+                         len(e.records))  # fmt: skip
                 return None
         t0 = time.perf_counter()
         done = step()

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
+import signal
 import time
 from decimal import Decimal
 
+import httpx
 import pytest
 
 from app.ops.worker_process import WorkerProcess
@@ -66,8 +69,25 @@ class Run:
         return [self.sb.decode(m) for m in self.sb.everything(name, quiet)]
 
     def wait_for(self, name: str, done, what: str, timeout: float = 90) -> list[dict]:
-        msgs = self.sb.collect(name, lambda ms: done([self.sb.decode(m) for m in ms]), timeout, what)
+        try:
+            msgs = self.sb.collect(name, lambda ms: done([self.sb.decode(m) for m in ms]), timeout, what)
+        except AssertionError as missing:
+            raise AssertionError(f"{missing}\n{self.diagnosis()}") from None
         return [self.sb.decode(m) for m in msgs]
+
+    def diagnosis(self) -> str:
+        """What the successor waits on, if it does nothing (the restart stall of issue 22): its /ready
+        and every asyncio task down to its innermost await (``kill -USR1``)."""
+        worker = getattr(self, "successor", None)
+        if worker is None or worker.proc is None or worker.proc.poll() is not None:
+            return "no successor running"
+        os.kill(worker.proc.pid, signal.SIGUSR1)
+        time.sleep(2)
+        try:
+            ready = httpx.get(f"http://127.0.0.1:{self.sb.settings.web_port}/ready", timeout=10).text
+        except httpx.HTTPError as exc:
+            ready = repr(exc)
+        return f"successor /ready: {ready}\n{worker.tail(600)}"
 
     def committed(self, names: list[str]) -> None:
         wait_all_committed(self.sb, names, timeout=90)
