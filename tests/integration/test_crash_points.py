@@ -28,6 +28,7 @@ import pytest
 from app.ops.worker_process import WorkerProcess
 from app.sim import erp
 from tests.support.crm import Crm
+from tests.support.erp import rejection_exception
 from tests.support.faults import CRM_TOPICS, wait_all_committed
 from tests.support.kafka import Sandbox, worker
 
@@ -223,31 +224,11 @@ def test_parity_alert(run_, point):
 # --- exception ledger: escalations --------------------------------------------------------------
 
 
-def overdue_exception() -> dict:
-    raised = dt.datetime.now(dt.UTC) - dt.timedelta(hours=5)
-    return {
-        "exception_id": "opp-x5:ERP_REJECTED:evt-9",
-        "reason_code": "ERP_REJECTED",
-        "exception_type": "ERP_REJECTION",
-        "severity": "HIGH",
-        "correlation_id": "opp-x5",
-        "amount_at_risk": None,
-        "currency": None,
-        "customer_facing": True,
-        "owner_team": "order-management",
-        "sla_minutes": 240,
-        "detail": "ERP CREDIT_LIMIT",
-        "lineage": {"source_topic": EVENTS, "source_partition": 0, "source_offset": 9, "schema_id": None,
-                    "source_position": None, "source_ts": None},
-        "original_key": None, "original_value": None, "original_headers": {},
-        "raised_at": raised, "replay_of": None, "replay_count": 0, "status": "OPEN",
-    }  # fmt: skip
-
-
 @pytest.mark.parametrize("point", POINTS)
 def test_ledger_escalation(run_, point):
     run = run_(CRM_ERP_ESCALATION_CHECK_S="0.5")
-    run.sb.produce_avro("sync.exceptions", EXCEPTION, [(b"opp-x5", overdue_exception())])
+    overdue = rejection_exception("opp-x5", dt.datetime.now(dt.UTC) - dt.timedelta(hours=5))
+    run.sb.produce_avro("sync.exceptions", EXCEPTION, [(b"opp-x5", overdue)])
     run.sb.flush()
     fp = f"ledger.{point}:sync.escalations"
     run.died(run.armed(fp), fp)

@@ -15,6 +15,7 @@ import pytest
 from app.domain.outputs import EXCEPTION
 from app.settings import REPO_ROOT
 from tests.support.crm import Crm
+from tests.support.erp import rejection_exception
 from tests.support.kafka import Sandbox
 from tests.support.proxy import Proxy
 
@@ -87,34 +88,7 @@ def test_a_poison_record_is_dead_lettered_with_its_full_context_and_an_exception
 def test_an_exception_past_its_sla_escalates_once_on_its_route(sandbox: Sandbox, crm: Crm, worker_factory):
     worker_factory(CRM_ERP_ESCALATION_CHECK_S="0.5")
     raised = dt.datetime.now(dt.UTC) - dt.timedelta(hours=5)
-    record = {
-        "exception_id": "opp-e1:ERP_REJECTED:evt-9",
-        "reason_code": "ERP_REJECTED",
-        "exception_type": "ERP_REJECTION",
-        "severity": "HIGH",
-        "correlation_id": "opp-e1",
-        "amount_at_risk": None,
-        "currency": None,
-        "customer_facing": True,
-        "owner_team": "order-management",
-        "sla_minutes": 240,
-        "detail": "ERP CREDIT_LIMIT",
-        "lineage": {
-            "source_topic": "erp.events.sales-order",
-            "source_partition": 0,
-            "source_offset": 9,
-            "schema_id": None,
-            "source_position": None,
-            "source_ts": None,
-        },
-        "original_key": None,
-        "original_value": None,
-        "original_headers": {},
-        "raised_at": raised,
-        "replay_of": None,
-        "replay_count": 0,
-        "status": "OPEN",
-    }
+    record = rejection_exception("opp-e1", raised)
     sandbox.produce_avro("sync.exceptions", EXCEPTION, [(b"opp-e1", record)])
     escalated = sandbox.decode(sandbox.read("sync.escalations", 1, timeout=60)[0])
     assert (escalated["route_team"], escalated["channel"], escalated["mode"]) == (

@@ -208,3 +208,24 @@ def alert_audits(decision: Decision | list[Output]) -> list[dict[str, Any]]:
 def statuses(update: dict[str, Any]) -> tuple[str, str, str, str]:
     """(order, fulfilment, invoice, payment) status of one CRM update."""
     return (update["order_status"], update["fulfilment_status"], update["invoice_status"], update["payment_status"])
+
+
+def rejection_exception(opp: str, raised: dt.datetime) -> dict[str, Any]:
+    """An open ERP_REJECTED ExceptionRecord (Avro mode: ``raised_at`` a datetime), 4 h SLA, order-management."""
+    return {
+        "exception_id": f"{opp}:ERP_REJECTED:evt-9",
+        "reason_code": "ERP_REJECTED",
+        "exception_type": "ERP_REJECTION",
+        "severity": "HIGH",
+        "correlation_id": opp,
+        "amount_at_risk": None,
+        "currency": None,
+        "customer_facing": True,
+        "owner_team": "order-management",
+        "sla_minutes": 240,
+        "detail": "ERP CREDIT_LIMIT",
+        "lineage": {"source_topic": ERP_TOPIC, "source_partition": 0, "source_offset": 9, "schema_id": None,
+                    "source_position": None, "source_ts": None},
+        "original_key": None, "original_value": None, "original_headers": {},
+        "raised_at": raised, "replay_of": None, "replay_count": 0, "status": "OPEN",
+    }  # fmt: skip

@@ -15,6 +15,7 @@ from unittest.mock import ANY
 import orjson
 import pytest
 
+from app.domain import exception_state
 from app.domain.aggregate import Thresholds
 from app.domain.changes import Lineage, Op, Position, RowChange
 from app.domain.escalation import load
@@ -31,7 +32,7 @@ from app.flows.step import rows
 from app.settings import get_settings
 from tests.support.deals import NOW, Source, header, line, references
 from tests.support.driver import Crash, Driver, inp
-from tests.support.erp import OPP, Deal
+from tests.support.erp import OPP, Deal, rejection_exception
 
 POLICY = Policy()
 POINTS = ("after_state", "after_send")
@@ -214,26 +215,6 @@ def test_a_fact_replayed_after_a_crash_is_folded_once():
 # --- exception ledger ------------------------------------------------------------------------
 
 
-def exception(raised: dt.datetime) -> dict:
-    return {
-        "exception_id": "opp-e1:ERP_REJECTED:evt-9",
-        "reason_code": "ERP_REJECTED",
-        "exception_type": "ERP_REJECTION",
-        "severity": "HIGH",
-        "correlation_id": "opp-e1",
-        "amount_at_risk": None,
-        "currency": None,
-        "customer_facing": True,
-        "owner_team": "order-management",
-        "sla_minutes": 240,
-        "detail": "ERP CREDIT_LIMIT",
-        "lineage": {"source_topic": "erp.events.sales-order", "source_partition": 0, "source_offset": 9,
-                    "schema_id": None, "source_position": None, "source_ts": None},
-        "original_key": None, "original_value": None, "original_headers": {},
-        "raised_at": raised.isoformat(), "replay_of": None, "replay_count": 0, "status": "OPEN",
-    }  # fmt: skip
-
-
 @pytest.mark.parametrize("point", POINTS)
 def test_an_escalation_survives_a_crash_at_either_point(point):
     routes = load(get_settings().escalation_rules)
@@ -246,7 +227,7 @@ def test_an_escalation_survives_a_crash_at_either_point(point):
             Input("sync.exception-ledger", 2, offset, key), lambda: ledger_flow.step(driver.tables, key, message, ctx)
         )
 
-    run(1, {"exception": exception(NOW - dt.timedelta(hours=5))})
+    run(1, {"exception": exception_state.jsonable(rejection_exception("opp-e1", NOW - dt.timedelta(hours=5)))})
     driver.wire.crash_at = point
     with pytest.raises(Crash):
         run(2, {"check": True})
