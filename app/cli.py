@@ -180,8 +180,8 @@ def _ms(value: dt.datetime | None) -> int | None:
 def _reconcile(args: argparse.Namespace) -> int:
     import json
 
-    from app.domain.reconcile import render_table
     from app.ops.reconcile import ReconcileError, run
+    from app.readmodels.reconcile import render_table
 
     try:
         report = run(get_settings(), _ms(args.since), _ms(args.until))
@@ -198,8 +198,8 @@ def _reconcile(args: argparse.Namespace) -> int:
 def _trace(args: argparse.Namespace) -> int:
     import json
 
-    from app.domain.trace import render
     from app.ops.trace import TraceError, run
+    from app.readmodels.trace import render
 
     try:
         entries = run(get_settings(), args.correlation_id, _ms(args.since), verbose=args.verbose)
@@ -235,9 +235,9 @@ def _positive(kind: type):
 def _exceptions(args: argparse.Namespace) -> int:
     import json
 
-    from app.domain import exception_ledger as ledger
     from app.ops import exceptions_cli as ops
     from app.ops.reconcile import ReconcileError
+    from app.readmodels import exception_ledger as ledger
 
     s = get_settings()
     now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
@@ -289,10 +289,10 @@ def _ops_screenshot(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from app.domain.replay import Criteria, Origin
     from app.ops import replay as ops
     from app.ops.exceptions_cli import OpsError
     from app.ops.reconcile import ReconcileError
+    from app.readmodels.replay import Criteria, Origin
 
     if args.since and args.until and args.since >= args.until:
         print("crm-erp-sync replay: --since must be before --until", file=sys.stderr)

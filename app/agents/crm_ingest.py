@@ -16,7 +16,7 @@ crash sends the same bytes again and needs no outbox.
 * contact → counted only (orders do not need contacts);
 * a truncate → reported (dead letter, TRUNCATE_NOT_APPLIED), never applied as deletes;
 * ``sync.row-index`` (not CDC): a retired deal's lines, dropped from the row index in the partition
-  that holds them (app/domain/retention.py).
+  that holds them (app/domain/orders/retention.py).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The deal agent: assembles each opportunity from its header and lines and turns closed-won deals
-into ERP sales-order commands (``app.domain.orders.decide`` holds every rule).
+into ERP sales-order commands (``app.domain.orders.decide.decide`` holds every rule).
 
 Per message the engine's keyed runner (app/engine/keyed.py) runs the deal flow's step
 (app/flows/deals.py): load the deal, decide, encode every output, store the state with its outputs
@@ -19,10 +19,10 @@ import time
 import orjson
 
 from app.cdc import messages
-from app.domain.deal import source_ts_ms
 from app.domain.errors import ReasonCode
-from app.domain.lifecycle import ErpEvent
-from app.domain.orders import Outcome
+from app.domain.feedback.lifecycle import ErpEvent
+from app.domain.orders.deal import source_ts_ms
+from app.domain.orders.decide import Outcome
 from app.engine import outputs
 from app.engine.app import app, settings
 from app.engine.guard import guarded

@@ -14,7 +14,7 @@ import time
 from app.cdc import messages
 from app.domain.changes import Lineage
 from app.domain.errors import ReasonCode, SyncError
-from app.domain.lifecycle import ErpEvent, ErpKind
+from app.domain.feedback.lifecycle import ErpEvent, ErpKind
 from app.engine import outputs
 from app.engine.app import app, settings
 from app.engine.guard import guarded

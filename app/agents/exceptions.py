@@ -5,7 +5,7 @@
 (the state ``crm-erp-sync exceptions`` reads) and escalates open exceptions past their SLA, through
 the engine's keyed runner (``app.flows.ledger`` is the step). A timer
 turns due SLAs into check messages, so the table is written only from the stream. The rules live in
-``app.domain.exception_state`` and ``app.domain.escalation``.
+``app.domain.exceptions.state`` and ``app.domain.exceptions.escalation``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import time
 
 import orjson
 
-from app.domain import escalation, exception_state
+from app.domain.exceptions import escalation
+from app.domain.exceptions import state as exception_state
 from app.domain.outputs import EXCEPTION, RESOLUTION, Output
 from app.engine import outputs
 from app.engine.app import app, settings

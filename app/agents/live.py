@@ -16,9 +16,9 @@ from decimal import Decimal
 
 import orjson
 
-from app.domain import exception_state
-from app.domain.at_risk import AtRisk, revenue_at_risk
-from app.domain.escalation import due_at
+from app.domain.exceptions import state as exception_state
+from app.domain.exceptions.escalation import due_at
+from app.domain.parity.at_risk import AtRisk, revenue_at_risk
 from app.engine.app import app, settings
 from app.engine.guard import TIERS
 from app.engine.tables import exception_ledger, open_alerts

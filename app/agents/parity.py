@@ -3,7 +3,7 @@
 Input is ``sync.parity-facts`` (each deal's contribution, keyed by currency) plus ``judge``
 messages the timer sends when a window falls due; tables are written only here, from the stream.
 The step is ``app.flows.parity``, run by the engine's keyed runner with an outbox; the rules
-live in ``app.domain.aggregate``.
+live in ``app.domain.parity.aggregate``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from decimal import Decimal
 
 import orjson
 
-from app.domain import aggregate
-from app.domain.aggregate import Bucket, Thresholds
+from app.domain.parity import aggregate
+from app.domain.parity.aggregate import Bucket, Thresholds
 from app.engine import outputs
 from app.engine.app import app, settings
 from app.engine.guard import guarded

@@ -13,7 +13,7 @@ import functools
 import time
 
 from app.catalog import default_catalog
-from app.domain import retries
+from app.domain.exceptions import retries
 from app.engine import outputs
 from app.engine.app import app, settings
 from app.engine.guard import TIERS, guarded, headers_of, until_sent

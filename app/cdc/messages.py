@@ -14,8 +14,8 @@ from typing import Any
 import orjson
 
 from app.domain.changes import Lineage, Op, Position, RowChange
-from app.domain.lifecycle import ErpEvent, ErpKind
-from app.domain.orders import DealChange
+from app.domain.feedback.lifecycle import ErpEvent, ErpKind
+from app.domain.orders.decide import DealChange
 
 
 def _default(value: Any) -> Any:

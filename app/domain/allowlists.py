@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from app.domain.customers import ALLOWED_FIELDS as CUSTOMER_FIELDS
-from app.domain.feedback import CRM_UPDATE_IDENTITY, CRM_WRITABLE
+from app.domain.feedback.fold import CRM_UPDATE_IDENTITY, CRM_WRITABLE
 
 _ADDRESS = ("street", "city", "postal_code", "state", "country")
 ENVELOPE = frozenset(

@@ -12,8 +12,8 @@ from typing import Any
 from app.domain.audit import command_audit
 from app.domain.changes import Lineage, RowChange
 from app.domain.envelope import command_envelope
+from app.domain.orders.references import Account
 from app.domain.outputs import Output
-from app.domain.references import Account
 
 CUSTOMER_COMMAND = "io.crmerpsync.erp.commands.CustomerCommand"
 ALLOWED_FIELDS = frozenset(

@@ -28,8 +28,8 @@ from faust.exceptions import PartitionsMismatch, ProducerSendError
 from faust.types import EventT
 
 from app.catalog import default_catalog
-from app.domain import retries
 from app.domain.errors import ReasonCode, SyncError, TransientError
+from app.domain.exceptions import retries
 from app.domain.outputs import EXCEPTION, Output
 from app.engine import outputs
 from app.engine.app import app, settings

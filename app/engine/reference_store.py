@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from app.domain.references import Account, Product
+from app.domain.orders.references import Account, Product
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
 
 from app.client_config import kafka_config, registry_config
 from app.contracts import default_index
-from app.domain.lifecycle import Slas
-from app.domain.retries import parse_tiers
-from app.domain.validation import Policy
+from app.domain.exceptions.retries import parse_tiers
+from app.domain.feedback.lifecycle import Slas
+from app.domain.orders.validation import Policy
 from app.engine.reference_store import ReferenceFollower, ReferenceStore
 from app.serde.avro import AvroDecoder, AvroEncoder
 from app.serde.registry import SchemaResolver

@@ -22,7 +22,7 @@ from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from app.client_config import secret
-from app.domain import escalation
+from app.domain.exceptions import escalation
 from app.engine.app import app, settings
 from app.engine.sensors import cache_labels
 from app.engine.tables import exception_ledger, open_alerts

@@ -16,7 +16,7 @@ import orjson
 from app.cdc import messages
 from app.domain.changes import Lineage, RowChange
 from app.domain.customers import customer_outputs, upsert_customer
-from app.domain.references import Account
+from app.domain.orders.references import Account
 from app.flows.step import Message, Step, Tables, put
 
 VIEWS = "customer-views"

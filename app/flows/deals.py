@@ -1,10 +1,10 @@
 """The deal flow: one opportunity's CRM changes, re-checks and ERP events → its state and outputs.
 
-The rules are ``app.domain.orders.decide`` and ``app.domain.feedback.on_erp_event``; this step
+The rules are ``app.domain.orders.decide.decide`` and ``app.domain.feedback.fold.on_erp_event``; this step
 loads the deal, runs the rule and derives the rows that index it: what a parked deal waits for
 (``parked-deals``, read by the re-check timer), when its next ERP SLA or the end of its retention
 falls due (``sla-deadlines``, read by the sweep) and its open drift alerts. A retired deal's rows
-are tombstoned (app/domain/retention.py).
+are tombstoned (app/domain/orders/retention.py).
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from app.domain import retention
-from app.domain.deal import DealState
-from app.domain.feedback import on_erp_event
-from app.domain.lifecycle import ErpEvent
-from app.domain.orders import DealChange, Decision, Outcome, decide, waiting_for
-from app.domain.parity import next_check_ms
-from app.domain.validation import Policy
+from app.domain.feedback.fold import on_erp_event
+from app.domain.feedback.lifecycle import ErpEvent
+from app.domain.orders.deal import DealState
+from app.domain.orders.decide import DealChange, Decision, Outcome, decide, retention, waiting_for
+from app.domain.orders.validation import Policy
+from app.domain.parity.rules import next_check_ms
 from app.flows.alerts import OPEN_ALERTS, alert_writes
 from app.flows.step import Step, Tables, Write, put
 

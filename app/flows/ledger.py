@@ -1,7 +1,7 @@
 """The exception ledger flow: every exception, resolution and SLA check folded into one row per
 exception id (``exception-ledger``), with when its SLA runs out or, once resolved, its retention
 (``escalation-due``, read by the timer, which sends a check). A resolved row past its retention is
-tombstoned. The rules are ``app.domain.exception_state`` and ``app.domain.escalation``.
+tombstoned. The rules are ``app.domain.exceptions.state`` and ``app.domain.exceptions.escalation``.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 
-from app.domain import exception_state
-from app.domain.escalation import Route
+from app.domain.exceptions import state as exception_state
+from app.domain.exceptions.escalation import Route
 from app.flows.step import Step, Tables, Write, put
 
 LEDGER, DUE = "exception-ledger", "escalation-due"

@@ -1,5 +1,5 @@
 """The aggregate parity flow: each deal's contribution folded into window sums per currency, and
-windows judged once they have settled (``app.domain.aggregate`` holds the rules).
+windows judged once they have settled (``app.domain.parity.aggregate`` holds the rules).
 
 Input, keyed by currency: a fact (a deal's contribution on one side), a ``judge`` message the
 timer sends when a window falls due, or a retired deal's ``forget``. One table holds it all, so
@@ -17,9 +17,9 @@ from typing import Any
 
 import orjson
 
-from app.domain import aggregate
-from app.domain.aggregate import Bucket, Fact, Thresholds
 from app.domain.outputs import Output
+from app.domain.parity import aggregate
+from app.domain.parity.aggregate import Bucket, Fact, Thresholds
 from app.flows.alerts import alert_writes
 from app.flows.step import Step, Tables, Write
 

@@ -23,9 +23,9 @@ from decimal import Decimal, InvalidOperation
 import orjson
 
 from app.domain.errors import ReasonCode as R
-from app.domain.escalation import Route, route_for
-from app.domain.exception_ledger import Entry, LedgerError, money, parse_entry, to_ms
+from app.domain.exceptions.escalation import Route, route_for
 from app.domain.masking import mask_text
+from app.readmodels.exception_ledger import Entry, LedgerError, money, parse_entry, to_ms
 
 REFRESH_S = 10
 MAX_ROWS = 200  # per list; the rest is counted and pointed to the CLI

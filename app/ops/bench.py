@@ -41,8 +41,8 @@ from app.client_config import admin_client, kafka_config, registry_config, secur
 from app.contracts import default_index
 from app.contracts.models import model
 from app.domain.changes import Lineage, Op
-from app.domain.deal import DealState
-from app.domain.orders import DealChange, decide
+from app.domain.orders.deal import DealState
+from app.domain.orders.decide import DealChange, decide
 from app.domain.outputs import JSON
 from app.engine.reference_store import ReferenceStore
 from app.engine.runtime import Runtime

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from app.domain.at_risk import AtRisk, revenue_at_risk
+from app.domain.parity.at_risk import AtRisk, revenue_at_risk
 
 
 @dataclass

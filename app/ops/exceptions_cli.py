@@ -20,10 +20,10 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from app.client_config import kafka_address, kafka_config, registry_config
 from app.contracts import default_index
 from app.contracts.models import model
-from app.domain import exception_ledger as ledger
-from app.domain.exception_ledger import Entry, Refused
 from app.domain.outputs import Output
 from app.ops.reconcile import TIMEOUT_S, MissingTopicError, read_changelog
+from app.readmodels import exception_ledger as ledger
+from app.readmodels.exception_ledger import Entry, Refused
 from app.settings import Settings
 
 FLUSH_S = 30

@@ -16,9 +16,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from pydantic import ValidationError
 
 from app.client_config import kafka_address, kafka_config
-from app.domain.deal import DealState
-from app.domain.reconcile import Report, reconcile
+from app.domain.orders.deal import DealState
 from app.flows.step import rows
+from app.readmodels.reconcile import Report, reconcile
 from app.settings import Settings
 
 TIMEOUT_S = 15  # metadata calls, and the longest silence while partitions remain unread

@@ -2,7 +2,7 @@
 
 Candidates are read from the dead-letter topic (default) or the exceptions topic, from the start up
 to the high watermarks captured when the command starts (assigned, never subscribed, nothing
-committed), then selected by the pure rules of ``app.domain.replay`` against the exception ledger
+committed), then selected by the pure rules of ``app.readmodels.replay`` against the exception ledger
 (RESOLVED ones are skipped when the ledger exists).
 
 Each replay is produced and its delivery awaited before the next one (paced to ``rate`` per
@@ -26,8 +26,10 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from app.client_config import registry_config
-from app.domain.exception_ledger import Entry
-from app.domain.replay import (
+from app.ops.exceptions_cli import FLUSH_S, AvroOutputs, OpsError, existing_topics, make_producer, read_ledger_if_any
+from app.ops.reconcile import TIMEOUT_S, scan
+from app.readmodels.exception_ledger import Entry
+from app.readmodels.replay import (
     Candidate,
     Criteria,
     Injection,
@@ -41,8 +43,6 @@ from app.domain.replay import (
     select,
     summary,
 )
-from app.ops.exceptions_cli import FLUSH_S, AvroOutputs, OpsError, existing_topics, make_producer, read_ledger_if_any
-from app.ops.reconcile import TIMEOUT_S, scan
 from app.settings import Settings
 
 DEAD_LETTER = "sync.dead-letter"

@@ -1,6 +1,6 @@
 """``crm-erp-sync trace``: one deal's messages read from the service's topics, then the pure timeline.
 
-Each topic of ``app.domain.trace.READ_ORDER`` (under ``Settings.topic_prefix``) is read like the
+Each topic of ``app.readmodels.trace.READ_ORDER`` (under ``Settings.topic_prefix``) is read like the
 reconcile job reads the changelog: partitions assigned, never subscribed, nothing committed, from
 the beginning up to the end offsets captured at the start (one snapshot across all topics). Keys
 decide what is worth decoding; Avro values are decoded with their writer schema fetched by id from
@@ -22,8 +22,8 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from app.client_config import kafka_address, kafka_config, registry_config
 from app.domain.errors import ReasonCode, SyncError
-from app.domain.trace import AVRO_TOPICS, DEAD_LETTER, DEAL_CHANGES, READ_ORDER, Deal, Entry, Record, timeline
 from app.ops.reconcile import TIMEOUT_S
+from app.readmodels.trace import AVRO_TOPICS, DEAD_LETTER, DEAL_CHANGES, READ_ORDER, Deal, Entry, Record, timeline
 from app.serde import wire
 from app.serde.registry import parse
 from app.settings import Settings

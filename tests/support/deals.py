@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from app.domain.changes import Lineage, Op, Position, RowChange
-from app.domain.deal import Address
-from app.domain.orders import DealChange
-from app.domain.references import Account, Product
+from app.domain.orders.deal import Address
+from app.domain.orders.decide import DealChange
+from app.domain.orders.references import Account, Product
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 ADDRESS = {"street": "Hauptstr. 1", "city": "Berlin", "postal_code": "10115", "country": "DE"}

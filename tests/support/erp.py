@@ -19,12 +19,12 @@ import orjson
 from app.contracts import default_index
 from app.contracts.models import model
 from app.domain.changes import Lineage
-from app.domain.deal import DealState
-from app.domain.feedback import on_erp_event
-from app.domain.lifecycle import ErpEvent, ErpKind
-from app.domain.orders import Decision, decide
+from app.domain.feedback.fold import on_erp_event
+from app.domain.feedback.lifecycle import ErpEvent, ErpKind
+from app.domain.orders.deal import DealState
+from app.domain.orders.decide import Decision, decide
+from app.domain.orders.validation import Policy
 from app.domain.outputs import JSON, Output
-from app.domain.validation import Policy
 from tests.support.deals import NOW, Source, header, line, references
 
 OPP = "opp-1"

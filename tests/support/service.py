@@ -21,13 +21,13 @@ from app.cdc import messages
 from app.cdc.envelope import normalise
 from app.contracts import default_index
 from app.domain.changes import Lineage, Op
-from app.domain.deal import DealState
-from app.domain.feedback import on_erp_event
-from app.domain.lifecycle import ErpEvent, ErpKind
-from app.domain.orders import DealChange, decide
+from app.domain.feedback.fold import on_erp_event
+from app.domain.feedback.lifecycle import ErpEvent, ErpKind
+from app.domain.orders.deal import DealState
+from app.domain.orders.decide import DealChange, decide
+from app.domain.orders.references import Account
+from app.domain.orders.validation import Policy
 from app.domain.outputs import Output
-from app.domain.references import Account
-from app.domain.validation import Policy
 from app.engine.reference_store import ReferenceStore
 from app.serde import wire
 from app.sim import crm

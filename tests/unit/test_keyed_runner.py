@@ -15,13 +15,13 @@ from unittest.mock import ANY
 import orjson
 import pytest
 
-from app.domain import exception_state
-from app.domain.aggregate import Thresholds
 from app.domain.changes import Lineage, Op, Position, RowChange
-from app.domain.escalation import load
-from app.domain.lifecycle import ErpKind
-from app.domain.references import Account
-from app.domain.validation import Policy
+from app.domain.exceptions import state as exception_state
+from app.domain.exceptions.escalation import load
+from app.domain.feedback.lifecycle import ErpKind
+from app.domain.orders.references import Account
+from app.domain.orders.validation import Policy
+from app.domain.parity.aggregate import Thresholds
 from app.engine.failpoints import FailPoints, parse
 from app.engine.keyed import Input
 from app.flows import accounts as account_flow

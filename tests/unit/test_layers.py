@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,8 @@ FORBIDDEN_IN_PURE = (
     "app.platform",
 )
 PURE = [
-    *sorted((REPO_ROOT / "app" / "domain").glob("*.py")),
+    *sorted((REPO_ROOT / "app" / "domain").rglob("*.py")),
+    *sorted((REPO_ROOT / "app" / "readmodels").glob("*.py")),
     *sorted((REPO_ROOT / "app" / "cdc").glob("*.py")),
     *sorted((REPO_ROOT / "app" / "flows").glob("*.py")),  # run over Faust tables or dicts alike
 ]
@@ -43,6 +45,23 @@ def imports(path: Path) -> set[str]:
 def test_domain_and_cdc_modules_import_no_io_or_framework(path: Path):
     bad = {n for n in imports(path) for f in FORBIDDEN_IN_PURE if n == f or n.startswith(f + ".")}
     assert not bad, f"{path.name} imports {sorted(bad)}"
+
+
+DOMAIN_MAY_IMPORT = ("pydantic", "orjson", "app.domain")
+
+
+@pytest.mark.parametrize(
+    "path", sorted((REPO_ROOT / "app" / "domain").rglob("*.py")), ids=lambda p: str(p.relative_to(REPO_ROOT))
+)
+def test_the_domain_imports_only_the_standard_library_pydantic_and_orjson(path: Path):
+    """Not even the service's own packages: the rules must not learn where their values go."""
+    bad = {
+        n
+        for n in imports(path)
+        if n.split(".")[0] not in sys.stdlib_module_names
+        and not any(n == a or n.startswith(a + ".") for a in DOMAIN_MAY_IMPORT)
+    }
+    assert not bad, f"{path.relative_to(REPO_ROOT)} imports {sorted(bad)}"
 
 
 def test_nothing_imports_the_agents_but_the_worker():
@@ -66,7 +85,7 @@ def test_only_the_engine_imports_faust_mode_or_aiokafka():
     assert not outside, outside
 
 
-@pytest.mark.parametrize("package", ["engine", "observe", "serde", "cdc", "domain", "flows"])
+@pytest.mark.parametrize("package", ["engine", "observe", "serde", "cdc", "domain", "flows", "readmodels"])
 def test_no_arrow_runs_from_the_run_time_packages_into_the_operator_jobs(package):
     back = {}
     for path in (REPO_ROOT / "app" / package).rglob("*.py"):

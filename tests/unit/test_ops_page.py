@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from app import cli
-from app.domain import escalation
 from app.domain.errors import ReasonCode
-from app.domain.parity import DriftKind
+from app.domain.exceptions import escalation
+from app.domain.parity.rules import DriftKind
 from app.observe import ops_page
 from app.observe.ops_page import Alert, PipelineStatus
 from app.ops.screenshot import ScreenshotError, find_chromium

@@ -28,7 +28,7 @@ def test_the_readme_stays_a_page_for_users():
 
 
 def test_the_exception_taxonomy_table_matches_the_code():
-    from app.domain.taxonomy import markdown_table
+    from app.domain.exceptions.taxonomy import markdown_table
 
     assert markdown_table() in (DOCS / "operations.md").read_text()
 

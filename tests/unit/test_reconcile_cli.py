@@ -9,9 +9,9 @@ import pytest
 from confluent_kafka import KafkaError
 
 from app import cli
-from app.domain.deal import DealState, OrderRef
-from app.domain.reconcile import reconcile
+from app.domain.orders.deal import DealState, OrderRef
 from app.ops import reconcile as ops
+from app.readmodels.reconcile import reconcile
 
 
 def test_since_and_until_accept_dates_and_datetimes_and_default_to_utc():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from app import cli
-from app.domain import replay as R
-from app.domain.exception_ledger import Refused
 from app.ops import exceptions_cli, replay
+from app.readmodels import replay as R
+from app.readmodels.exception_ledger import Refused
 
 SRC = "crm.public.opportunity"
 

@@ -14,9 +14,9 @@ from pydantic import BaseModel
 from app.cdc.columns import row_columns
 from app.cdc.mapping import MAPPINGS_DIR, UNAVAILABLE, Mapped, mapping_for
 from app.contracts import default_index
-from app.domain.deal import Address, Header, Line
 from app.domain.errors import ReasonCode, SyncError
-from app.domain.references import Account, Product
+from app.domain.orders.deal import Address, Header, Line
+from app.domain.orders.references import Account, Product
 from app.sim import debezium as sim
 
 UTC = dt.UTC

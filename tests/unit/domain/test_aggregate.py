@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from app.domain import aggregate
-from app.domain.aggregate import Bucket, Fact, Thresholds
-from app.domain.deal import DealState, OrderRef
-from app.domain.lifecycle import ErpView
+from app.domain.feedback.lifecycle import ErpView
+from app.domain.orders.deal import DealState, OrderRef
+from app.domain.parity import aggregate
+from app.domain.parity.aggregate import Bucket, Fact, Thresholds
 
 HOUR = 3_600_000
 T0 = 1_795_000_000_000 - 1_795_000_000_000 % HOUR  # a window boundary

@@ -9,7 +9,7 @@ import pytest
 from app.catalog import default_catalog
 from app.contracts import default_index
 from app.domain.allowlists import OUTBOUND, outside
-from app.domain.lifecycle import ErpKind
+from app.domain.feedback.lifecycle import ErpKind
 from tests.support.deals import Source, header, line
 from tests.support.erp import Deal, at, updates
 from tests.unit.domain.test_customers import account_change, command

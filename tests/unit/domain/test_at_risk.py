@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from app.domain.at_risk import AtRisk, revenue_at_risk
+from app.domain.parity.at_risk import AtRisk, revenue_at_risk
 
 
 def test_a_deal_at_risk_for_several_reasons_counts_once_per_source_and_once_in_total():

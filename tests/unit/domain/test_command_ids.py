@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from app.domain.changes import Lineage
 from app.domain.customers import customer_outputs
-from app.domain.lifecycle import ErpKind
-from app.domain.orders import decide
-from app.domain.references import Product
-from app.domain.validation import Policy
+from app.domain.feedback.lifecycle import ErpKind
+from app.domain.orders.decide import decide
+from app.domain.orders.references import Product
+from app.domain.orders.validation import Policy
 from app.flows import deals as deal_flow
 from tests.support.deals import NOW, Source, header, line, references
 from tests.support.driver import Driver, inp

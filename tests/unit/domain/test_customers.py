@@ -14,8 +14,8 @@ from app.contracts import default_index
 from app.contracts.models import model
 from app.domain.changes import Lineage, RowChange
 from app.domain.customers import ALLOWED_FIELDS, CUSTOMER_COMMAND, erp_view, upsert_customer
-from app.domain.references import Account
-from app.domain.validation import Policy
+from app.domain.orders.references import Account
+from app.domain.orders.validation import Policy
 from app.sim import debezium as sim
 from tests.support.deals import NOW
 

@@ -26,11 +26,11 @@ from app.cdc.envelope import normalise
 from app.contracts import default_index
 from app.contracts.models import model
 from app.domain.changes import Lineage
-from app.domain.deal import DealState
 from app.domain.errors import SyncError
-from app.domain.orders import DealChange, decide
+from app.domain.orders.deal import DealState
+from app.domain.orders.decide import DealChange, decide
+from app.domain.orders.validation import ERP_PRICE_LIMIT, Policy
 from app.domain.outputs import JSON
-from app.domain.validation import ERP_PRICE_LIMIT, Policy
 from app.sim import debezium as dbz
 from tests.support.deals import NOW, references
 

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from app.contracts.models import model
-from app.domain import escalation, exception_state, retries
 from app.domain.errors import ReasonCode, SyncError
+from app.domain.exceptions import escalation, retries
+from app.domain.exceptions import state as exception_state
 from app.settings import REPO_ROOT
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)

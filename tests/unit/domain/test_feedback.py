@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from app.domain.feedback import CRM_UPDATE_IDENTITY, CRM_WRITABLE
-from app.domain.lifecycle import ErpKind, Slas
-from app.domain.orders import Outcome
+from app.domain.feedback.fold import CRM_UPDATE_IDENTITY, CRM_WRITABLE
+from app.domain.feedback.lifecycle import ErpKind, Slas
+from app.domain.orders.decide import Outcome
+from app.domain.orders.validation import Policy
 from app.domain.outputs import JSON
-from app.domain.parity import next_check_ms
-from app.domain.validation import Policy
+from app.domain.parity.rules import next_check_ms
 from tests.support.deals import NOW, references
 from tests.support.erp import (
     OPP,
@@ -328,7 +328,7 @@ def test_every_output_of_the_feedback_flow_is_a_valid_record_of_its_contract():
 
 
 def test_a_retryable_rejection_sends_the_same_create_through_the_retry_tiers_until_they_run_out():
-    from app.domain.validation import Policy
+    from app.domain.orders.validation import Policy
 
     deal = Deal(policy=Policy(retry_tiers=(("10s", 10.0), ("1m", 60.0))))
     create_id = deal.state.order.create_command_id

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from app.domain import retries
+from app.domain.exceptions import retries
 from app.domain.masking import MASK, mask_fields, mask_text, personal
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)

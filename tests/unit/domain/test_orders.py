@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from app.cdc import messages
 from app.domain.changes import Op
-from app.domain.deal import source_ts_ms
 from app.domain.errors import ReasonCode
-from app.domain.orders import Outcome, decide
-from app.domain.validation import Policy
+from app.domain.orders.deal import source_ts_ms
+from app.domain.orders.decide import Outcome, decide
+from app.domain.orders.validation import Policy
 from tests.support.deals import NOW, Source, header, line, references
 
 POLICY = Policy()
@@ -207,7 +207,7 @@ def test_every_output_is_a_valid_record_of_its_contract():
 def test_within_the_grace_period_a_close_seen_before_its_lines_raises_nothing():
     import datetime as dt
 
-    from app.domain.validation import Policy as P
+    from app.domain.orders.validation import Policy as P
 
     policy, src = P(grace=dt.timedelta(seconds=10)), Source()
     events = deal_events(src)
@@ -224,7 +224,7 @@ def test_within_the_grace_period_a_close_seen_before_its_lines_raises_nothing():
 def test_after_the_grace_period_the_recheck_raises_the_exceptions():
     import datetime as dt
 
-    from app.domain.validation import Policy as P
+    from app.domain.orders.validation import Policy as P
 
     policy, src = P(grace=dt.timedelta(seconds=10)), Source()
     bad = src.event("opp-1", src.change("opportunity", "opp-1", header(payment_terms=None, billing_schedule=None)))
@@ -282,8 +282,8 @@ def test_a_pending_deal_stays_due_for_its_grace_end_recheck_whatever_comes_in_me
 
     import orjson
 
-    from app.domain.orders import waiting_for
-    from app.domain.validation import Policy as P
+    from app.domain.orders.decide import waiting_for
+    from app.domain.orders.validation import Policy as P
 
     policy, src = P(grace=dt.timedelta(seconds=1)), Source()
     close = deal_events(src)[2]
@@ -310,8 +310,8 @@ def test_a_deal_in_its_grace_period_waits_for_the_same_thing_whichever_lines_com
 
     import orjson
 
-    from app.domain.orders import waiting_for
-    from app.domain.validation import Policy as P
+    from app.domain.orders.decide import waiting_for
+    from app.domain.orders.validation import Policy as P
 
     policy, src = P(grace=dt.timedelta(seconds=30)), Source()
     line, _, close = deal_events(src)

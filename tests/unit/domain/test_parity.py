@@ -6,8 +6,7 @@ import datetime as dt
 import itertools
 from decimal import Decimal
 
-from app.domain.deal import DealState
-from app.domain.lifecycle import (
+from app.domain.feedback.lifecycle import (
     ErpKind,
     ErpView,
     apply,
@@ -16,8 +15,9 @@ from app.domain.lifecycle import (
     order_status,
     payment_status,
 )
-from app.domain.orders import Outcome
-from app.domain.parity import DriftKind, expectations, findings, next_check_ms
+from app.domain.orders.deal import DealState
+from app.domain.orders.decide import Outcome
+from app.domain.parity.rules import DriftKind, expectations, findings, next_check_ms
 from tests.support.erp import (
     OPP,
     Deal,

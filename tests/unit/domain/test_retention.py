@@ -6,12 +6,12 @@ import datetime as dt
 
 import orjson
 
-from app.domain import exception_state, retention
-from app.domain.aggregate import Thresholds
-from app.domain.escalation import load
-from app.domain.lifecycle import ErpKind
-from app.domain.orders import Outcome
-from app.domain.validation import Policy
+from app.domain.exceptions import state as exception_state
+from app.domain.exceptions.escalation import load
+from app.domain.feedback.lifecycle import ErpKind
+from app.domain.orders.decide import Outcome, retention
+from app.domain.orders.validation import Policy
+from app.domain.parity.aggregate import Thresholds
 from app.flows import deals as deal_flow
 from app.flows import ledger as ledger_flow
 from app.flows import parity as parity_flow

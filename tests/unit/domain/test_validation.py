@@ -9,11 +9,11 @@ from decimal import Decimal
 
 import pytest
 
-from app.domain import validation
-from app.domain.deal import Address, Header, Line
 from app.domain.errors import ReasonCode as R
-from app.domain.taxonomy import TAXONOMY, classify
-from app.domain.validation import Policy, Resolved, validate
+from app.domain.exceptions.taxonomy import TAXONOMY, classify
+from app.domain.orders import validation
+from app.domain.orders.deal import Address, Header, Line
+from app.domain.orders.validation import Policy, Resolved, validate
 from tests.support.deals import ADDRESS, FakeReferences, header, line, references
 
 POLICY = Policy()
@@ -257,7 +257,7 @@ def test_a_close_date_far_from_the_day_it_is_judged_is_out_of_range_and_a_near_o
 
 
 def reasons_validation_can_produce() -> set[R]:
-    """Every reason code ``app/domain/validation.py`` names (as ``R.<CODE>``)."""
+    """Every reason code ``app/domain/orders/validation.py`` names (as ``R.<CODE>``)."""
     return {R[name] for name in re.findall(r"\bR\.([A-Z_]+)", inspect.getsource(validation))}
 
 

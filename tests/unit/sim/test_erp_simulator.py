@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from app.contracts.models import model
-from app.domain.deal import DealState
-from app.domain.feedback import on_erp_event
-from app.domain.lifecycle import ErpKind
-from app.domain.validation import Policy
+from app.domain.feedback.fold import on_erp_event
+from app.domain.feedback.lifecycle import ErpKind
+from app.domain.orders.deal import DealState
+from app.domain.orders.validation import Policy
 from app.settings import REPO_ROOT
 from app.sim.erp_system import CANCEL, CREATE, Command, ErpConfig, ErpSystem
 from tests.support.deals import NOW

@@ -11,10 +11,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from app.domain.deal import Address, Header, Line
 from app.domain.errors import ReasonCode as R
-from app.domain.lifecycle import Slas
-from app.domain.references import Account, Product, References
+from app.domain.feedback.lifecycle import Slas
+from app.domain.orders.deal import Address, Header, Line
+from app.domain.orders.references import Account, Product, References
 
 # An ERP order line holds unit and list prices as decimal(18,4) (avro/canonical/SalesOrderLine.avsc),
 # the CRM as numeric(18,2): a CRM price of 10^14 or more cannot be ordered. Rejected here with a reason
@@ -37,7 +37,7 @@ class Policy:
     retry_tiers: tuple[tuple[str, float], ...] = ()  # (tier, delay s): where retryable ERP rejections go
     # a close date further than this from the day the deal is judged is a typo, not an order date
     close_date_window: dt.timedelta = dt.timedelta(days=366)
-    # a settled deal's state is tombstoned after this long without a change (app/domain/retention.py)
+    # a settled deal's state is tombstoned after this long without a change (app/domain/orders/retention.py)
     retention: dt.timedelta = dt.timedelta(days=90)
 
 

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from app.domain.deal import DealState, OrderRef
-from app.domain.lifecycle import AlertRef, Applied, ErpView
-from app.domain.reconcile import Category, classify, reconcile, render_table
+from app.domain.feedback.lifecycle import AlertRef, Applied, ErpView
+from app.domain.orders.deal import DealState, OrderRef
+from app.readmodels.reconcile import Category, classify, reconcile, render_table
 
 T0 = 1_717_200_000_000  # 2024-06-01T00:00:00Z
 HOUR = 3_600_000

@@ -11,12 +11,12 @@ import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from app.domain.deal import DealState
 from app.domain.envelope import SERVICE_ACTOR
-from app.domain.lifecycle import AlertRef
+from app.domain.feedback.lifecycle import AlertRef
+from app.domain.orders.deal import DealState
+from app.domain.orders.validation import Policy
 from app.domain.outputs import AUDIT, DRIFT_ALERT, Output
-from app.domain.parity import Finding, findings
-from app.domain.validation import Policy
+from app.domain.parity.rules import Finding, findings
 
 CENT = Decimal("0.01")
 

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.domain.envelope import SERVICE_ACTOR
-from app.domain.escalation import Route, due_at, escalation, route_for
+from app.domain.exceptions.escalation import Route, due_at, escalation, route_for
 from app.domain.masking import mask_text
 from app.domain.outputs import AUDIT, ESCALATION, Output
 

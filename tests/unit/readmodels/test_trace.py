@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from decimal import Decimal
 
-from app.domain.trace import (
+from app.readmodels.trace import (
     AUDIT,
     CRM_UPDATES,
     DEAD_LETTER,

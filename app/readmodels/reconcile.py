@@ -27,9 +27,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from app.domain.deal import DealState
 from app.domain.errors import ReasonCode
-from app.domain.parity import DriftKind
+from app.domain.orders.deal import DealState
+from app.domain.parity.rules import DriftKind
 
 MISMATCH_KINDS = frozenset(
     str(k) for k in (DriftKind.AMOUNT_MISMATCH, DriftKind.LINE_MISMATCH, DriftKind.LIFECYCLE_GAP)

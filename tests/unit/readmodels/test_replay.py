@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 
 from app.contracts.models import model
-from app.domain import replay as R
-from app.domain.replay import Candidate, Criteria, Skip
+from app.readmodels import replay as R
+from app.readmodels.replay import Candidate, Criteria, Skip
 
 T0 = 1_717_200_000_000  # 2024-06-01T00:00:00Z
 NOW = dt.datetime(2024, 6, 1, 3, tzinfo=dt.UTC)

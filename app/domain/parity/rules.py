@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from app.domain.deal import DealState
-from app.domain.lifecycle import ErpView, Slas
+from app.domain.feedback.lifecycle import ErpView, Slas
+from app.domain.orders.deal import DealState
 
 
 class DriftKind(StrEnum):

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from app.domain.exception_ledger import (
+from app.domain.outputs import Output
+from app.readmodels.exception_ledger import (
     avro_string_key,
     grid,
     key_label,
@@ -29,7 +30,6 @@ from app.domain.exception_ledger import (
     text_of,
     to_ms,
 )
-from app.domain.outputs import Output
 
 # headers the service adds to a quarantined or replayed message: never carried into a replay
 REASON, DETAIL = "x-reason", "x-detail"

@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from app.domain.deal import DealState
 from app.domain.envelope import SERVICE_ACTOR
+from app.domain.orders.deal import DealState
 from app.domain.outputs import AUDIT, DRIFT_ALERT, JSON, Output
 
 WINDOWS = {"1h": 3_600_000, "1d": 86_400_000}  # window name -> length (ms): the default tumbling windows

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.domain.changes import Position, RowChange
-from app.domain.lifecycle import AlertRef, ErpView
+from app.domain.feedback.lifecycle import AlertRef, ErpView
 
 
 class _Model(BaseModel):
@@ -113,7 +113,7 @@ class DealState(_Model):
     alert_seq: dict[str, int] = Field(default_factory=dict)  # finding key -> alerts opened so far
     parity: dict[str, list[Any] | None] = Field(default_factory=dict)  # side -> contribution last published
     line_partitions: dict[str, int] = Field(default_factory=dict)  # line id -> CDC partition its rows come from
-    settled_at: dt.datetime | None = None  # since when nothing about the deal is open (app/domain/retention.py)
+    settled_at: dt.datetime | None = None  # since when nothing about the deal is open (app/domain/orders/retention.py)
 
 
 def source_ts_ms(state: DealState, item_ts_ms: int | None) -> int | None:

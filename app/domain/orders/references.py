@@ -7,7 +7,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from app.domain.deal import Address
+from app.domain.orders.deal import Address
 
 
 class Account(BaseModel):

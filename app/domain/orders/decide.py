@@ -23,19 +23,19 @@ from typing import Any
 
 import orjson
 
-from app.domain import retention
-from app.domain.aggregate import fact_outputs, forget_outputs
 from app.domain.audit import command_audit
 from app.domain.changes import Lineage, Op, RowChange
-from app.domain.deal import DealState, Header, Line, OrderRef, Pos, merge
-from app.domain.drift import judge
 from app.domain.envelope import SERVICE_ACTOR, command_envelope
 from app.domain.errors import ReasonCode
-from app.domain.lifecycle import ErpView
+from app.domain.exceptions.taxonomy import ExceptionType, classify
+from app.domain.feedback.lifecycle import ErpView
 from app.domain.masking import mask_text
+from app.domain.orders import retention
+from app.domain.orders.deal import DealState, Header, Line, OrderRef, Pos, merge
+from app.domain.orders.validation import Failure, Policy, Resolved, validate
 from app.domain.outputs import EXCEPTION, RESOLUTION, SALES_ORDER, Output
-from app.domain.taxonomy import ExceptionType, classify
-from app.domain.validation import Failure, Policy, Resolved, validate
+from app.domain.parity.aggregate import fact_outputs, forget_outputs
+from app.domain.parity.drift import judge
 
 CANCELLED_KEPT = 4  # create ids of cancelled orders a deal remembers
 

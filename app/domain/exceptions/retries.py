@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.domain.errors import ReasonCode, SyncError
+from app.domain.exceptions.taxonomy import classify
 from app.domain.masking import mask_text
-from app.domain.taxonomy import classify
 
 Headers = list[tuple[str, bytes]]
 _QUARANTINE = ("x-reason", "x-detail", "x-source-topic", "x-source-partition", "x-source-offset")

@@ -11,14 +11,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from app.domain import retention
-from app.domain.aggregate import fact_outputs
 from app.domain.audit import command_audit
-from app.domain.deal import DealState
-from app.domain.drift import judge, money
 from app.domain.envelope import SERVICE_ACTOR, command_envelope
 from app.domain.errors import ReasonCode
-from app.domain.lifecycle import (
+from app.domain.exceptions.taxonomy import classify
+from app.domain.feedback.lifecycle import (
     ErpEvent,
     ErpKind,
     ErpView,
@@ -29,10 +26,12 @@ from app.domain.lifecycle import (
     payment_status,
 )
 from app.domain.masking import mask_text
-from app.domain.orders import DealChange, Decision, Outcome, rebuild_create
+from app.domain.orders.deal import DealState
+from app.domain.orders.decide import DealChange, Decision, Outcome, rebuild_create, retention
+from app.domain.orders.validation import Policy
 from app.domain.outputs import CRM_UPDATE, EXCEPTION, RESOLUTION, Output
-from app.domain.taxonomy import classify
-from app.domain.validation import Policy
+from app.domain.parity.aggregate import fact_outputs
+from app.domain.parity.drift import judge, money
 
 # Field ownership: the ERP owns fulfilment and financial state, so these are the only CRM fields the
 # service writes (besides the command's identity); everything commercial stays CRM-owned.

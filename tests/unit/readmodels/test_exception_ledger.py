@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 
 from app.contracts.models import model
-from app.domain import exception_ledger as L
-from app.domain.exception_ledger import Entry, Refused
+from app.readmodels import exception_ledger as L
+from app.readmodels.exception_ledger import Entry, Refused
 
 T0 = 1_717_200_000_000  # 2024-06-01T00:00:00Z
 MIN = 60_000

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from app.domain.deal import DealState
+from app.domain.orders.deal import DealState
+from app.domain.orders.validation import Policy
 from app.domain.outputs import JSON, Output
-from app.domain.validation import Policy
 
 LOST_STAGE = "CLOSED_LOST"
 

@@ -1,0 +1,1 @@
+"""Opportunity to order: the assembled deal, its completeness, the order decisions, and when it may be forgotten."""

@@ -1,0 +1,1 @@
+"""Parity: per-deal drift rules and alerts, aggregate parity windows, revenue at risk."""
