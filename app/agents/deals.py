@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -23,44 +24,23 @@ from app.domain.errors import ReasonCode
 from app.domain.feedback.lifecycle import ErpEvent
 from app.domain.orders.deal import source_ts_ms
 from app.domain.orders.decide import Outcome
-from app.engine import outputs
-from app.engine.app import app, settings
-from app.engine.guard import guarded
 from app.engine.keyed import Input
-from app.engine.runtime import runtime
-from app.engine.tables import deadlines, deals, open_alerts, parked
 from app.flows import deals as flow
 from app.observe import metrics
 
+if TYPE_CHECKING:
+    from app.domain.orders.references import References
+    from app.engine.bootstrap import Engine
+
 log = logging.getLogger(__name__)
 
-deal_changes = outputs.topic("sync.deal-changes")
 REDELIVERED = "redelivered"  # the outcome of an input already stepped: its stored outputs re-sent
-TABLES = {t.name: t for t in (deals, parked, deadlines, open_alerts)}
-runner = outputs.runner("deals", TABLES, deals)
 _DEPENDENCIES = {
     ReasonCode.UNKNOWN_ACCOUNT,
     ReasonCode.CUSTOMER_NOT_LINKED,
     ReasonCode.UNKNOWN_PRODUCT,
     ReasonCode.MISSING_PRICE_BOOK_ENTRY,
 }
-
-
-async def handle(event) -> None:
-    msg = event.message
-    delivery = f"{msg.topic}/{msg.partition}/{msg.offset}"
-    item = messages.parse_deal_change(event.value, msg.topic, delivery)
-    ctx = flow.Context(runtime.references, runtime.policy, dt.datetime.now(dt.UTC))
-    done = await runner.run(
-        Input(msg.topic, msg.partition, msg.offset, event.key),
-        lambda: flow.step(TABLES, event.key, item, delivery, ctx),
-    )
-    flow_name = "erp_feedback" if isinstance(item, ErpEvent) else "opportunity_to_order"
-    if done is None:
-        metrics.flow_events.labels(flow=flow_name, outcome=REDELIVERED).inc()
-        metrics.dedup_hits.labels(flow=flow_name).inc()
-        return
-    _observe(done.info, item)
 
 
 def _observe(decision, item) -> None:
@@ -90,16 +70,9 @@ def _observe(decision, item) -> None:
             log.warning("drift alert %s %s %s: %s", v["state"], v["kind"], v["alert_id"], v["detail"])
 
 
-@app.agent(deal_changes)
-async def assemble_deals(stream):
-    await runtime.references_ready()
-    async for event in stream.events():
-        await guarded(event, lambda event=event: handle(event), lambda event=event: event.key.decode())
-
-
-def _missing(waiting: dict) -> set[str]:
+def _missing(waiting: dict, refs: References) -> set[str]:
     """The dependencies a parked deal still lacks, judged from the reference data held now."""
-    refs, missing = runtime.references, set()
+    missing = set()
     account = refs.account(waiting["account_id"]) if waiting.get("account_id") else None
     if account is None:
         missing.add(ReasonCode.UNKNOWN_ACCOUNT)
@@ -113,43 +86,71 @@ def _missing(waiting: dict) -> set[str]:
     return missing
 
 
-def _changed(waiting: dict) -> bool:
+def _changed(waiting: dict, refs: References) -> bool:
     """Re-check when the grace period is over, or what the deal waits for has changed."""
     if waiting.get("grace_ends_ms"):
         return time.time() * 1000 >= waiting["grace_ends_ms"]
     recorded = {r for r in waiting.get("reasons", []) if r in _DEPENDENCIES}
-    return _missing(waiting) != recorded
+    return _missing(waiting, refs) != recorded
 
 
-@app.timer(interval=settings.park_recheck_s)
-async def recheck_parked() -> None:
-    """Re-check parked deals whose dependencies changed (never raises: a timer error kills the worker)."""
-    if app.rebalancing or not runtime.references.ready.is_set():
-        return
-    try:
-        due = [key for key, value in list(parked.items()) if _changed(orjson.loads(value))]
-        for key in due:
-            await deal_changes.send(key=key, value=messages.recheck(key.decode()))
-    except Exception:
-        log.exception("re-checking parked deals failed; will try again")
+def register(engine: Engine) -> None:
+    """The deal agent, the parked-deal re-check and the SLA sweep, on the engine's app."""
+    app, settings, runtime, tables = engine.app, engine.settings, engine.runtime, engine.tables
+    deal_changes = engine.outputs.topic("sync.deal-changes")
+    flow_tables = {t.name: t for t in (tables.deals, tables.parked, tables.deadlines, tables.open_alerts)}
+    runner = engine.outputs.runner("deals", flow_tables, tables.deals)
 
+    async def handle(event) -> None:
+        msg = event.message
+        delivery = f"{msg.topic}/{msg.partition}/{msg.offset}"
+        item = messages.parse_deal_change(event.value, msg.topic, delivery)
+        ctx = flow.Context(runtime.references, runtime.policy, dt.datetime.now(dt.UTC))
+        done = await runner.run(
+            Input(msg.topic, msg.partition, msg.offset, event.key),
+            lambda: flow.step(flow_tables, event.key, item, delivery, ctx),
+        )
+        flow_name = "erp_feedback" if isinstance(item, ErpEvent) else "opportunity_to_order"
+        if done is None:
+            metrics.flow_events.labels(flow=flow_name, outcome=REDELIVERED).inc()
+            metrics.dedup_hits.labels(flow=flow_name).inc()
+            return
+        _observe(done.info, item)
 
-_sent: dict[bytes, bytes] = {}  # due deadline already turned into a re-check (kept while it is due)
+    @app.agent(deal_changes, name=f"{__name__}.assemble_deals")
+    async def assemble_deals(stream):
+        await runtime.references_ready()
+        async for event in stream.events():
+            await engine.guard.guarded(event, lambda event=event: handle(event), lambda event=event: event.key.decode())
 
-
-@app.timer(interval=settings.parity_check_s)
-async def sweep_deadlines() -> None:
-    """Re-check deals whose ERP SLA fell due (never raises: a timer error kills the worker)."""
-    if app.rebalancing:
-        return
-    try:
-        now_ms = time.time() * 1000
-        due = {k: v for k, v in list(deadlines.items()) if int(v) <= now_ms}
-        for key in [k for k, v in _sent.items() if due.get(k) != v]:
-            del _sent[key]  # moved or removed by the agent: remembering it would only take memory
-        for key, value in due.items():
-            if _sent.get(key) != value:
+    @app.timer(interval=settings.park_recheck_s)
+    async def recheck_parked() -> None:
+        """Re-check parked deals whose dependencies changed (never raises: a timer error kills the worker)."""
+        refs = runtime.references
+        if app.rebalancing or not refs.ready.is_set():
+            return
+        try:
+            due = [key for key, value in list(tables.parked.items()) if _changed(orjson.loads(value), refs)]
+            for key in due:
                 await deal_changes.send(key=key, value=messages.recheck(key.decode()))
-                _sent[key] = value
-    except Exception:
-        log.exception("sweeping SLA deadlines failed; will try again")
+        except Exception:
+            log.exception("re-checking parked deals failed; will try again")
+
+    sent: dict[bytes, bytes] = {}  # due deadline already turned into a re-check (kept while it is due)
+
+    @app.timer(interval=settings.parity_check_s)
+    async def sweep_deadlines() -> None:
+        """Re-check deals whose ERP SLA fell due (never raises: a timer error kills the worker)."""
+        if app.rebalancing:
+            return
+        try:
+            now_ms = time.time() * 1000
+            due = {k: v for k, v in list(tables.deadlines.items()) if int(v) <= now_ms}
+            for key in [k for k, v in sent.items() if due.get(k) != v]:
+                del sent[key]  # moved or removed by the agent: remembering it would only take memory
+            for key, value in due.items():
+                if sent.get(key) != value:
+                    await deal_changes.send(key=key, value=messages.recheck(key.decode()))
+                    sent[key] = value
+        except Exception:
+            log.exception("sweeping SLA deadlines failed; will try again")

@@ -12,93 +12,97 @@ import datetime as dt
 import logging
 import time
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 import orjson
 
 from app.domain.parity import aggregate
 from app.domain.parity.aggregate import Bucket, Thresholds
-from app.engine import outputs
-from app.engine.app import app, settings
-from app.engine.guard import guarded
 from app.engine.keyed import Input
-from app.engine.runtime import runtime
-from app.engine.tables import open_alerts, parity_entries, parity_windows
 from app.flows import parity as flow
 from app.observe import metrics
 
+if TYPE_CHECKING:
+    from app.engine.bootstrap import Engine
+
 log = logging.getLogger(__name__)
 
-facts_topic = outputs.topic("sync.parity-facts")
 _outcomes = {
     o: metrics.flow_events.labels(flow="aggregate_parity", outcome=o) for o in ("applied", "duplicate", "redelivered")
 }
-_latest: dict[tuple[str, str], int] = {}  # (window, currency) -> start of the last window judged (for the gauges)
 
 
-WINDOWS = aggregate.parse_windows(settings.parity_windows)
-TABLES = {t.name: t for t in (parity_windows, parity_entries, open_alerts)}
-runner = outputs.runner("parity", TABLES, parity_windows)
+class Gauges:
+    """The parity gauges of the newest window judged per (window, currency)."""
+
+    def __init__(self) -> None:
+        self.latest: dict[tuple[str, str], int] = {}  # (window, currency) -> start of the last window judged
+
+    def judged(self, key: str, bucket: Bucket) -> None:
+        currency, window, start = aggregate.parse_bucket_key(key)
+        if start >= self.latest.get((window, currency), 0) and bucket.ratio is not None:
+            self.latest[(window, currency)] = start
+            metrics.parity_ratio.labels(window=window, currency=currency).set(float(bucket.ratio))
+            metrics.parity_gap_amount.labels(window=window, currency=currency).set(float(bucket.gap))
 
 
-def _thresholds() -> Thresholds:
-    return Thresholds(runtime.policy.slas.accept, Decimal(str(settings.parity_gap_ratio)), WINDOWS)
+def register(engine: Engine) -> None:
+    """The aggregate parity agent and its judging timer, on the engine's app."""
+    app, settings, runtime, tables = engine.app, engine.settings, engine.runtime, engine.tables
+    facts_topic = engine.outputs.topic("sync.parity-facts")
+    windows = aggregate.parse_windows(settings.parity_windows)
+    flow_tables = {t.name: t for t in (tables.parity_windows, tables.parity_entries, tables.open_alerts)}
+    runner = engine.outputs.runner("parity", flow_tables, tables.parity_windows)
+    gauges = Gauges()
 
+    def thresholds() -> Thresholds:
+        return Thresholds(runtime.policy.slas.accept, Decimal(str(settings.parity_gap_ratio)), windows)
 
-async def handle(event) -> None:
-    msg = event.message
-    message = orjson.loads(event.value)
-    ctx = flow.Context(dt.datetime.now(dt.UTC), _thresholds())
-    done = await runner.run(
-        Input(msg.topic, msg.partition, msg.offset, event.key), lambda: flow.step(TABLES, message, ctx)
-    )
-    if done is None:
-        _outcomes["redelivered"].inc()
-        return
-    info: flow.Judged = done.info
-    if not message.get("judge"):
-        _outcomes["applied" if info.applied else "duplicate"].inc()
-    for key, bucket in info.judged:
-        _gauges(key, bucket)
-    for out in info.alerts:
-        if out.topic == "sync.drift-alerts":
-            metrics.drift_alerts.labels(kind=out.value["kind"], state=out.value["state"]).inc()
+    async def handle(event) -> None:
+        msg = event.message
+        message = orjson.loads(event.value)
+        ctx = flow.Context(dt.datetime.now(dt.UTC), thresholds())
+        done = await runner.run(
+            Input(msg.topic, msg.partition, msg.offset, event.key), lambda: flow.step(flow_tables, message, ctx)
+        )
+        if done is None:
+            _outcomes["redelivered"].inc()
+            return
+        info: flow.Judged = done.info
+        if not message.get("judge"):
+            _outcomes["applied" if info.applied else "duplicate"].inc()
+        for key, bucket in info.judged:
+            gauges.judged(key, bucket)
+        for out in info.alerts:
+            if out.topic == "sync.drift-alerts":
+                metrics.drift_alerts.labels(kind=out.value["kind"], state=out.value["state"]).inc()
 
+    @app.agent(facts_topic, name=f"{__name__}.aggregate_parity")
+    async def aggregate_parity(stream):
+        async for event in stream.events():
+            await engine.guard.guarded(event, lambda event=event: handle(event))
 
-def _gauges(key: str, bucket: Bucket) -> None:
-    currency, window, start = aggregate.parse_bucket_key(key)
-    if start >= _latest.get((window, currency), 0) and bucket.ratio is not None:
-        _latest[(window, currency)] = start
-        metrics.parity_ratio.labels(window=window, currency=currency).set(float(bucket.ratio))
-        metrics.parity_gap_amount.labels(window=window, currency=currency).set(float(bucket.gap))
+    asked: dict[str, float] = {}  # currency -> when a judge message was last sent
 
-
-@app.agent(facts_topic)
-async def aggregate_parity(stream):
-    async for event in stream.events():
-        await guarded(event, lambda event=event: handle(event))
-
-
-_asked: dict[str, float] = {}  # currency -> when a judge message was last sent
-
-
-@app.timer(interval=settings.parity_check_s)
-async def judge_due_windows() -> None:
-    """Ask the agent to judge windows that have settled (never raises: a timer error kills the worker)."""
-    if app.rebalancing:
-        return
-    try:
-        now_ms, th = int(time.time() * 1000), _thresholds()
-        currencies = set()
-        for key, raw in list(parity_windows.items()):
-            text = key.decode()
-            if not text.startswith("bucket|"):
-                continue  # a deal's contribution or an outbox row
-            pending = aggregate.expired(text, now_ms, th) or not orjson.loads(raw)["judged"]
-            if pending and aggregate.due(text, now_ms, th):
-                currencies.add(aggregate.parse_bucket_key(text)[0])
-        for currency in currencies:
-            if time.monotonic() - _asked.get(currency, 0) >= 2 * settings.parity_check_s:
-                await facts_topic.send(key=currency.encode(), value=orjson.dumps({"judge": True, "currency": currency}))
-                _asked[currency] = time.monotonic()
-    except Exception:
-        log.exception("judging parity windows failed; will try again")
+    @app.timer(interval=settings.parity_check_s)
+    async def judge_due_windows() -> None:
+        """Ask the agent to judge windows that have settled (never raises: a timer error kills the worker)."""
+        if app.rebalancing:
+            return
+        try:
+            now_ms, th = int(time.time() * 1000), thresholds()
+            currencies = set()
+            for key, raw in list(tables.parity_windows.items()):
+                text = key.decode()
+                if not text.startswith("bucket|"):
+                    continue  # a deal's contribution or an outbox row
+                pending = aggregate.expired(text, now_ms, th) or not orjson.loads(raw)["judged"]
+                if pending and aggregate.due(text, now_ms, th):
+                    currencies.add(aggregate.parse_bucket_key(text)[0])
+            for currency in currencies:
+                if time.monotonic() - asked.get(currency, 0) >= 2 * settings.parity_check_s:
+                    judge = orjson.dumps({"judge": True, "currency": currency})
+                    await facts_topic.send(key=currency.encode(), value=judge)
+                    asked[currency] = time.monotonic()
+        except Exception:
+            log.exception("judging parity windows failed; will try again")

@@ -1,59 +1,40 @@
-"""The one Faust app, configured from settings, and the worker entry point."""
+"""The Faust app, configured from settings (built by the composition root, app/engine/bootstrap.py)."""
 
 from __future__ import annotations
-
-import importlib
-
-import faust
 
 from app.engine.credentials import faust_broker, faust_credentials
 from app.engine.producer import App
 from app.engine.stream_topic import StreamTopic
 from app.engine.table import Table
-from app.settings import get_settings
-
-settings = get_settings()
-
-app = App(  # faust.App sending through librdkafka: app/engine/producer.py
-    settings.app_id,
-    broker=faust_broker(settings),
-    broker_credentials=faust_credentials(settings),  # None (PLAINTEXT), TLS or SASL over TLS
-    store="rocksdb://",
-    datadir=str(settings.data_dir),
-    origin="app",
-    autodiscover=False,
-    topic_partitions=settings.topic_partitions,
-    topic_replication_factor=1,
-    table_standby_replicas=0,
-    web_bind=settings.web_host,
-    web_host=settings.web_host,
-    web_port=settings.web_port,
-    web_in_thread=False,
-    web_tables_enabled=False,  # table contents are customer data
-    web_router_enabled=False,  # /router: the cluster's topology, to anyone who asks
-    web_graph_enabled=False,
-    web_stats_enabled=False,
-    consumer_auto_offset_reset="earliest",
-    broker_session_timeout=settings.session_timeout_s,
-    broker_heartbeat_interval=settings.session_timeout_s / 4,
-    broker_commit_interval=settings.commit_interval_s,
-    producer_acks=-1,
-    producer_linger_ms=5,
-    Topic=StreamTopic,  # see app.engine.stream_topic: buffers must survive rebalances
-    Table=Table,  # changelog writes through librdkafka: app/engine/table.py
-)
+from app.settings import Settings
 
 
-def run_worker(loglevel: str = "info", web: bool = True) -> int:
-    """Run the worker in the foreground until SIGTERM/SIGINT."""
-    for module in ("app.agents", "app.engine.web"):  # they register agents and pages on the app
-        importlib.import_module(module)
-
-    from app.observe.logs import logging_config
-
-    config = logging_config(loglevel, settings.log_format)
-    worker = faust.Worker(app, loglevel=loglevel, override_logging=True, logging_config=config)
-    if not web:
-        app.conf.web_enabled = False
-    worker.execute_from_commandline()
-    return 0
+def build_app(settings: Settings) -> App:
+    return App(  # faust.App sending through librdkafka: app/engine/producer.py
+        settings.app_id,
+        broker=faust_broker(settings),
+        broker_credentials=faust_credentials(settings),  # None (PLAINTEXT), TLS or SASL over TLS
+        store="rocksdb://",
+        datadir=str(settings.data_dir),
+        origin="app",
+        autodiscover=False,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        table_standby_replicas=0,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        web_tables_enabled=False,  # table contents are customer data
+        web_router_enabled=False,  # /router: the cluster's topology, to anyone who asks
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=settings.session_timeout_s / 4,
+        broker_commit_interval=settings.commit_interval_s,
+        producer_acks=-1,
+        producer_linger_ms=5,
+        Topic=StreamTopic,  # see app.engine.stream_topic: buffers must survive rebalances
+        Table=Table,  # changelog writes through librdkafka: app/engine/table.py
+    )

@@ -19,10 +19,10 @@ from app.catalog import default_catalog
 from app.contracts.models import model
 from app.domain.errors import ReasonCode, SyncError
 from app.domain.outputs import JSON, Output
-from app.engine.app import app, settings
 from app.engine.failpoints import FailPoints
 from app.engine.keyed import KeyedRunner, Record
-from app.engine.runtime import runtime
+from app.engine.producer import App
+from app.engine.runtime import Runtime
 from app.engine.table import Table
 from app.flows.step import Message
 from app.observe import metrics
@@ -30,121 +30,121 @@ from app.observe import metrics
 log = logging.getLogger(__name__)
 
 SOURCE_DOMAINS = ("crm-cdc", "erp-events")  # topics the CRM's CDC and the ERP write; the worker only reads them
-_topics: dict[str, TopicT] = {}
-failpoints = FailPoints(settings.failpoints)
-_stages = {s: metrics.stage_seconds.labels(stage=s) for s in ("decide", "encode", "state", "send")}
-
-
-def topic(name: str) -> TopicT:
-    """The Faust topic of catalog topic ``name`` (raw bytes in and out)."""
-    if name not in _topics:
-        _topics[name] = app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw")
-    return _topics[name]
-
-
-def raw_topic(full_name: str) -> TopicT:
-    """A topic by its full name as found in a message header (retries and replays return there)."""
-    key = f"full:{full_name}"
-    if key not in _topics:
-        _topics[key] = app.topic(full_name, key_serializer="raw", value_serializer="raw")
-    return _topics[key]
+# room left in the producer's request for the batch around the largest record an output may be
+BATCH_OVERHEAD = 16 * 1024
 
 
 def _headers(out: Output) -> tuple[tuple[str, bytes], ...]:
     return tuple((k, v.encode()) for k, v in out.headers)
 
 
-def _subject_topic(out: Output, target: str) -> str:
-    """Whose ``<topic>-value`` subject the value is encoded under: a command sent through a retry tier
-    goes back to its own topic, so it carries that topic's schema id (tiers have no contract)."""
-    back_to = dict(out.headers).get("x-retry-target-catalog")
-    return settings.topic(back_to) if back_to else target
+class Outputs:
+    """The worker's way out: Faust topics by catalog name, encoding, the size check, sending, and the
+    keyed runners of the flows (built once at start-up, app/engine/bootstrap.py)."""
 
+    def __init__(self, app: App, runtime: Runtime) -> None:
+        self.app, self.runtime, self.settings = app, runtime, runtime.settings
+        self.failpoints = FailPoints(self.settings.failpoints)
+        self.limit = app.conf.producer_max_request_size - BATCH_OVERHEAD  # the largest record an output may be
+        self._topics: dict[str, TopicT] = {}
+        self.stages = {s: metrics.stage_seconds.labels(stage=s) for s in ("decide", "encode", "state", "send")}
 
-# the largest record an output may be: the producer's request limit, less room for the batch around it
-OUTPUT_LIMIT = app.conf.producer_max_request_size - 16 * 1024
+    def topic(self, name: str) -> TopicT:
+        """The Faust topic of catalog topic ``name`` (raw bytes in and out)."""
+        if name not in self._topics:
+            self._topics[name] = self.app.topic(self.settings.topic(name), key_serializer="raw", value_serializer="raw")
+        return self._topics[name]
 
+    def raw_topic(self, full_name: str) -> TopicT:
+        """A topic by its full name as found in a message header (retries and replays return there)."""
+        key = f"full:{full_name}"
+        if key not in self._topics:
+            self._topics[key] = self.app.topic(full_name, key_serializer="raw", value_serializer="raw")
+        return self._topics[key]
 
-def _sized(record: Record) -> Record:
-    """A record the broker will take. Checked before any state is written: a send refused after it
-    would leave state that says the output went out (the input quarantined, the output lost)."""
-    size = len(record.key or b"") + len(record.value or b"") + sum(len(k) + len(v) for k, v in record.headers)
-    if size > OUTPUT_LIMIT:
-        raise SyncError(
-            ReasonCode.MESSAGE_TOO_LARGE, f"an output to {record.topic} would be {size} bytes (limit {OUTPUT_LIMIT})"
-        )
-    return record
+    def _subject_topic(self, out: Output, target: str) -> str:
+        """Whose ``<topic>-value`` subject the value is encoded under: a command sent through a retry tier
+        goes back to its own topic, so it carries that topic's schema id (tiers have no contract)."""
+        back_to = dict(out.headers).get("x-retry-target-catalog")
+        return self.settings.topic(back_to) if back_to else target
 
+    def sized(self, record: Record) -> Record:
+        """A record the broker will take. Checked before any state is written: a send refused after it
+        would leave state that says the output went out (the input quarantined, the output lost)."""
+        size = len(record.key or b"") + len(record.value or b"") + sum(len(k) + len(v) for k, v in record.headers)
+        if size > self.limit:
+            raise SyncError(
+                ReasonCode.MESSAGE_TOO_LARGE, f"an output to {record.topic} would be {size} bytes (limit {self.limit})"
+            )
+        return record
 
-async def prepare(outputs: Sequence[Output | Message]) -> list[Record]:
-    """Validate each output against its contract and encode it (a ``Message`` is already encoded);
-    an output larger than the broker takes is a MESSAGE_TOO_LARGE error, before any state is written."""
-    ready = []
-    for out in outputs:
-        target = settings.topic(out.topic)
-        if isinstance(out, Message):
-            ready.append(Record(target, out.key, out.value, out.headers, out.partition))
-        elif out.contract == JSON:
-            ready.append(Record(target, out.key.encode(), orjson.dumps(out.value), _headers(out), out.partition))
-        else:
-            encoder = await runtime.encoder(_subject_topic(out, target), out.contract)
-            record = model(out.contract).model_validate(out.value)
-            encoded = encoder.encode(record.to_avro())
-            ready.append(Record(target, out.key.encode(), encoded, _headers(out), out.partition))
-    return [_sized(r) for r in ready]
+    async def prepare(self, outputs: Sequence[Output | Message]) -> list[Record]:
+        """Validate each output against its contract and encode it (a ``Message`` is already encoded);
+        an output larger than the broker takes is a MESSAGE_TOO_LARGE error, before any state is written."""
+        ready = []
+        for out in outputs:
+            target = self.settings.topic(out.topic)
+            if isinstance(out, Message):
+                ready.append(Record(target, out.key, out.value, out.headers, out.partition))
+            elif out.contract == JSON:
+                ready.append(Record(target, out.key.encode(), orjson.dumps(out.value), _headers(out), out.partition))
+            else:
+                encoder = await self.runtime.encoder(self._subject_topic(out, target), out.contract)
+                record = model(out.contract).model_validate(out.value)
+                encoded = encoder.encode(record.to_avro())
+                ready.append(Record(target, out.key.encode(), encoded, _headers(out), out.partition))
+        return [self.sized(r) for r in ready]
 
+    async def send(self, records: list[Record]) -> None:
+        for r in records:
+            await self.app.producer.produce(r.topic, r.key, r.value, list(r.headers) or None, r.partition)
 
-async def send(records: list[Record]) -> None:
-    for r in records:
-        await app.producer.produce(r.topic, r.key, r.value, list(r.headers) or None, r.partition)
+    def runner(self, flow: str, tables: dict[str, Table], outbox: Table) -> KeyedRunner:
+        """The keyed runner of ``flow`` over its Faust tables, its outbox rows in ``outbox`` (its state's table)."""
+        return KeyedRunner(flow, tables, outbox, FaustWire(self), self.failpoints)
+
+    async def publish(
+        self, name: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None
+    ) -> None:
+        """Send to catalog topic ``name`` by the producer's direct path (app/engine/producer.py)."""
+        await self.app.producer.produce(self.settings.topic(name), key, value, headers)
+
+    def written(self) -> list[tuple[str, str]]:
+        """(topic, value contract) of each catalog topic with a contract that is not a source."""
+        return [
+            (self.settings.topic(s.name), s.value_contract)
+            for s in default_catalog()
+            if s.value_contract and s.domain not in SOURCE_DOMAINS
+        ]
+
+    async def warm_encoders(self) -> list[str]:
+        """Resolve the encoder of every contract the worker writes; a failure is left to the first use.
+        Returns what could not be resolved."""
+        missed = []
+        for topic_name, contract in self.written():
+            try:
+                await self.runtime.encoder(topic_name, contract)
+            except Exception as exc:
+                missed.append(f"{topic_name} ({exc})")
+        if missed:
+            log.warning("output encoders not resolved at start, each resolves on first use: %s", "; ".join(missed))
+        return missed
 
 
 class FaustWire:
-    """The keyed runner's wire in the worker: this module's encoding, librdkafka's producer, the
+    """The keyed runner's wire in the worker: the outputs' encoding, librdkafka's producer, the
     consumer's committed offsets (set by Faust at each commit and at the seek after an assignment)."""
 
-    prepare = staticmethod(prepare)
-    send = staticmethod(send)
+    def __init__(self, outputs: Outputs) -> None:
+        self.outputs = outputs
+        self.prepare = outputs.prepare
+        self.send = outputs.send
 
     async def flush(self) -> None:
-        await app.producer.flush()
+        await self.outputs.app.producer.flush()
 
     def committed(self, topic: str, partition: int) -> int | None:
-        return app.consumer._committed_offset.get(TP(topic, partition))
+        return self.outputs.app.consumer._committed_offset.get(TP(topic, partition))
 
     def observe(self, stage: str, seconds: float) -> None:
-        _stages[stage].observe(seconds)
-
-
-def runner(flow: str, tables: dict[str, Table], outbox: Table) -> KeyedRunner:
-    """The keyed runner of ``flow`` over its Faust tables, its outbox rows in ``outbox`` (its state's table)."""
-    return KeyedRunner(flow, tables, outbox, FaustWire(), failpoints)
-
-
-async def publish(name: str, key: bytes, value: bytes, headers: list[tuple[str, bytes]] | None = None) -> None:
-    """Send to catalog topic ``name`` by the producer's direct path (app/engine/producer.py)."""
-    await app.producer.produce(settings.topic(name), key, value, headers)
-
-
-def written() -> list[tuple[str, str]]:
-    """(topic, value contract) of each catalog topic with a contract that is not a source."""
-    return [
-        (settings.topic(s.name), s.value_contract)
-        for s in default_catalog()
-        if s.value_contract and s.domain not in SOURCE_DOMAINS
-    ]
-
-
-@app.task
-async def warm_encoders() -> list[str]:
-    """Resolve the encoder of every contract the worker writes; a failure is left to the first use.
-    Returns what could not be resolved."""
-    missed = []
-    for topic_name, contract in written():
-        try:
-            await runtime.encoder(topic_name, contract)
-        except Exception as exc:
-            missed.append(f"{topic_name} ({exc})")
-    if missed:
-        log.warning("output encoders not resolved at start, each resolves on first use: %s", "; ".join(missed))
-    return missed
+        self.outputs.stages[stage].observe(seconds)

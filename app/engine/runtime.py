@@ -16,14 +16,14 @@ from app.domain.orders.validation import Policy
 from app.engine.reference_store import ReferenceFollower, ReferenceStore
 from app.serde.avro import AvroDecoder, AvroEncoder
 from app.serde.registry import SchemaResolver
-from app.settings import get_settings
+from app.settings import Settings
 
 
 class Runtime:
     """Lazily resolves, once per process, what the agents need from the registry."""
 
-    def __init__(self) -> None:
-        self.settings = s = get_settings()
+    def __init__(self, settings: Settings) -> None:
+        self.settings = s = settings
         self.resolver = SchemaResolver(AsyncSchemaRegistryClient(registry_config(s)))
         self._encoders: dict[str, AvroEncoder] = {}
         self._lock = asyncio.Lock()
@@ -74,6 +74,3 @@ class Runtime:
         self.follow_references()
         while not self.references.ready.is_set():
             await asyncio.sleep(0.1)
-
-
-runtime = Runtime()

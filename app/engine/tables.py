@@ -8,39 +8,49 @@ under keys starting with ``OUTBOX_PREFIX``; readers skip them (``app.flows.step.
 
 from __future__ import annotations
 
-from app.engine.app import app, settings
+import faust
+
+from app.engine.table import Table
+from app.settings import Settings
 
 ROCKSDB_OPTIONS = {"write_buffer_size": 8 * 1024 * 1024}  # per instance; all share one budget (app/engine/rocksdb.py)
 
 
-def _table(name: str, help_: str):
-    return app.Table(
-        name,
-        key_type=bytes,  # bytes types make Faust use the raw codec for the store and the changelog
-        value_type=bytes,
-        partitions=settings.topic_partitions,
-        options=ROCKSDB_OPTIONS,
-        help=help_,
-    )
+class Tables:
+    """Every table of the worker, declared on ``app`` once at start-up."""
 
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        def table(name: str, help_: str) -> Table:
+            return app.Table(
+                name,
+                key_type=bytes,  # bytes types make Faust use the raw codec for the store and the changelog
+                value_type=bytes,
+                partitions=settings.topic_partitions,
+                options=ROCKSDB_OPTIONS,
+                help=help_,
+            )
 
-deals = _table("deals", "opportunity id -> assembled deal state (DealState JSON)")
-parked = _table("parked-deals", "opportunity id -> what the parked deal waits for (JSON)")
-row_index = _table("row-index", "<table>:<row id> -> where a CRM row belongs (opportunity, price key)")
-deadlines = _table("sla-deadlines", "opportunity id -> epoch ms when its order's next ERP SLA falls due")
-parity_windows = _table(
-    "parity-windows",
-    "bucket|<currency>|<1h|1d>|<start ms> -> window sums and alert (JSON); "
-    "<currency>|<side>|<opportunity id> -> the deal's last contribution (JSON)",
-)
-# where contributions lived up to 0.1; read and emptied as deals change (app/flows/parity.py)
-parity_entries = _table("parity-entries", "(0.1) <currency>|<side>|<opportunity id> -> the deal's last contribution")
-exception_ledger = _table("exception-ledger", "exception id -> open/resolved state with its record (JSON)")
-escalation_due = _table("escalation-due", "exception id -> epoch ms when its SLA to resolve runs out")
-open_alerts = _table(
-    "open-drift-alerts",
-    "alert id -> kind, amount at risk, currency, opened at, severity, owner, ids and summary of an open drift alert",
-)
-customer_views = _table(
-    "customer-views", "account id -> the customer view the ERP was last sent (JSON), beside the account flow's outbox"
-)
+        self.deals = table("deals", "opportunity id -> assembled deal state (DealState JSON)")
+        self.parked = table("parked-deals", "opportunity id -> what the parked deal waits for (JSON)")
+        self.row_index = table("row-index", "<table>:<row id> -> where a CRM row belongs (opportunity, price key)")
+        self.deadlines = table("sla-deadlines", "opportunity id -> epoch ms when its order's next ERP SLA falls due")
+        self.parity_windows = table(
+            "parity-windows",
+            "bucket|<currency>|<1h|1d>|<start ms> -> window sums and alert (JSON); "
+            "<currency>|<side>|<opportunity id> -> the deal's last contribution (JSON)",
+        )
+        # where contributions lived up to 0.1; read and emptied as deals change (app/flows/parity.py)
+        self.parity_entries = table(
+            "parity-entries", "(0.1) <currency>|<side>|<opportunity id> -> the deal's last contribution"
+        )
+        self.exception_ledger = table("exception-ledger", "exception id -> open/resolved state with its record (JSON)")
+        self.escalation_due = table("escalation-due", "exception id -> epoch ms when its SLA to resolve runs out")
+        self.open_alerts = table(
+            "open-drift-alerts",
+            "alert id -> kind, amount at risk, currency, opened at, severity, owner, ids and summary "
+            "of an open drift alert",
+        )
+        self.customer_views = table(
+            "customer-views",
+            "account id -> the customer view the ERP was last sent (JSON), beside the account flow's outbox",
+        )

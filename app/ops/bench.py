@@ -195,7 +195,7 @@ def io_ceiling(env: Env, total: int) -> float:
 def python_ceiling(env: Env, total: int) -> float:
     """The service's per-event work in one plain loop (reference data applied in-process)."""
     s = env.settings
-    runtime = Runtime()
+    runtime = Runtime(s)
     reg = SchemaRegistryClient(registry_config(s, {"timeout": 30}))
     writers: dict[int, Any] = {}
     refs = ReferenceStore()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -66,7 +68,7 @@ def test_the_domain_imports_only_the_standard_library_pydantic_and_orjson(path: 
 
 def test_nothing_imports_the_agents_but_the_worker():
     for path in (REPO_ROOT / "app").rglob("*.py"):
-        if "agents" in path.parts or path == REPO_ROOT / "app" / "engine" / "app.py":
+        if "agents" in path.parts or path == REPO_ROOT / "app" / "engine" / "bootstrap.py":
             continue
         assert not {n for n in imports(path) if n.startswith("app.agents")}, path
 
@@ -93,3 +95,29 @@ def test_no_arrow_runs_from_the_run_time_packages_into_the_operator_jobs(package
         if found:
             back[str(path.relative_to(REPO_ROOT))] = sorted(found)
     assert not back, back
+
+
+def test_importing_any_module_builds_nothing_and_raises_nothing():
+    """One composition root (app/engine/bootstrap.py): importing a module reads no settings and
+    opens nothing, so a setting the worker would refuse does not break an import (a retry tier
+    without its topic used to raise when app.engine.guard was imported)."""
+    code = (
+        "import pkgutil, importlib, app\n"
+        "import faust\n"
+        "for m in pkgutil.walk_packages(app.__path__, 'app.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "import gc\n"
+        "apps = [o for o in gc.get_objects() if isinstance(o, faust.App)]\n"
+        "assert not apps, apps\n"
+    )
+    env = {**os.environ, "CRM_ERP_RETRY_DELAYS": "no-such-tier=5"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_worker_refuses_a_retry_tier_without_its_topic_when_it_is_built():
+    from app.engine.bootstrap import bootstrap
+    from app.settings import Settings
+
+    with pytest.raises(ValueError, match="no-such-tier"):
+        bootstrap(Settings(retry_delays="no-such-tier=5"))

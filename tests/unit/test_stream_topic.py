@@ -8,8 +8,11 @@ import faust
 from faust.events import Event
 from faust.types import Message
 
-from app.engine.app import app
+from app.engine.app import build_app
 from app.engine.stream_topic import StreamTopic
+from app.settings import get_settings
+
+app = build_app(get_settings())  # the service's app as the worker configures it (not started)
 
 
 def _buffer(topic):

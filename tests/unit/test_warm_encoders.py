@@ -8,8 +8,12 @@ import pytest
 
 from app.domain.errors import ReasonCode, SyncError, TransientError
 from app.domain.outputs import JSON, Output
-from app.engine import outputs
+from app.engine.app import build_app
+from app.engine.outputs import Outputs
 from app.engine.runtime import Runtime
+from app.settings import get_settings
+
+settings = get_settings()
 
 
 class Resolver:
@@ -25,33 +29,38 @@ class Resolver:
         return len(self.asked)
 
 
-def _warm(monkeypatch, failing: set[str]) -> tuple[Runtime, Resolver, list[str]]:
-    runtime, resolver = Runtime(), Resolver(failing)
+def _outputs(failing: set[str] = frozenset()) -> tuple[Outputs, Resolver]:
+    runtime, resolver = Runtime(settings), Resolver(set(failing))
     runtime.resolver = resolver
-    monkeypatch.setattr(outputs, "runtime", runtime)
-    return runtime, resolver, asyncio.run(outputs.warm_encoders())
+    return Outputs(build_app(settings), runtime), resolver
 
 
-def test_every_contract_the_worker_writes_is_resolved_and_no_source_is(monkeypatch) -> None:
-    runtime, resolver, missed = _warm(monkeypatch, set())
-    names = {outputs.settings.topic(n) for n in ("erp.commands.sales-order", "sync.exceptions", "sync.escalations")}
+def _warm(failing: set[str]) -> tuple[Runtime, Resolver, list[str], Outputs]:
+    outputs, resolver = _outputs(failing)
+    return outputs.runtime, resolver, asyncio.run(outputs.warm_encoders()), outputs
+
+
+def test_every_contract_the_worker_writes_is_resolved_and_no_source_is() -> None:
+    runtime, resolver, missed, outputs = _warm(set())
+    names = {settings.topic(n) for n in ("erp.commands.sales-order", "sync.exceptions", "sync.escalations")}
     assert not missed
     assert names <= set(runtime._encoders)
     assert set(resolver.asked) == {f"{topic}-value" for topic, _ in outputs.written()}
     assert not any(".public." in s or "erp.events" in s for s in resolver.asked)  # CRM CDC and ERP events
 
 
-def test_a_subject_that_cannot_be_resolved_is_reported_and_left_to_its_first_use(monkeypatch) -> None:
-    audit = outputs.settings.topic("sync.audit")
-    runtime, _, missed = _warm(monkeypatch, {f"{audit}-value"})
+def test_a_subject_that_cannot_be_resolved_is_reported_and_left_to_its_first_use() -> None:
+    audit = settings.topic("sync.audit")
+    runtime, _, missed, _ = _warm({f"{audit}-value"})
     assert len(missed) == 1 and missed[0].startswith(audit)
-    assert audit not in runtime._encoders and outputs.settings.topic("sync.exceptions") in runtime._encoders
+    assert audit not in runtime._encoders and settings.topic("sync.exceptions") in runtime._encoders
 
 
 def test_an_output_the_broker_would_refuse_is_an_error_before_any_state_is_written():
     """A send refused after the state write left state saying the output went out: the input was
     quarantined and the output lost (a replay is then a duplicate). prepare() refuses it first."""
-    huge = Output("sync.parity-facts", "EUR", JSON, {"opp": "x" * (outputs.OUTPUT_LIMIT + 1)})
+    outputs, _ = _outputs()
+    huge = Output("sync.parity-facts", "EUR", JSON, {"opp": "x" * (outputs.limit + 1)})
     with pytest.raises(SyncError) as refused:
         asyncio.run(outputs.prepare([huge]))
     assert refused.value.reason == ReasonCode.MESSAGE_TOO_LARGE
