@@ -180,12 +180,13 @@ def _ms(value: dt.datetime | None) -> int | None:
 def _reconcile(args: argparse.Namespace) -> int:
     import json
 
-    from app.ops.reconcile import ReconcileError, run
+    from app.engine.reader import ReadError
+    from app.ops.reconcile import run
     from app.readmodels.reconcile import render_table
 
     try:
         report = run(get_settings(), _ms(args.since), _ms(args.until))
-    except ReconcileError as exc:
+    except ReadError as exc:
         print(f"crm-erp-sync reconcile: {exc}", file=sys.stderr)
         return 2
     if args.json:
@@ -198,12 +199,13 @@ def _reconcile(args: argparse.Namespace) -> int:
 def _trace(args: argparse.Namespace) -> int:
     import json
 
-    from app.ops.trace import TraceError, run
+    from app.engine.reader import ReadError
+    from app.ops.trace import run
     from app.readmodels.trace import render
 
     try:
         entries = run(get_settings(), args.correlation_id, _ms(args.since), verbose=args.verbose)
-    except TraceError as exc:
+    except ReadError as exc:
         print(f"crm-erp-sync trace: {exc}", file=sys.stderr)
         return 2
     if args.json:
@@ -235,8 +237,8 @@ def _positive(kind: type):
 def _exceptions(args: argparse.Namespace) -> int:
     import json
 
+    from app.engine.reader import ReadError
     from app.ops import exceptions_cli as ops
-    from app.ops.reconcile import ReconcileError
     from app.readmodels import exception_ledger as ledger
 
     s = get_settings()
@@ -264,7 +266,7 @@ def _exceptions(args: argparse.Namespace) -> int:
     except ledger.Refused as exc:
         print(f"crm-erp-sync exceptions {args.action}: refused: {exc}", file=sys.stderr)
         return 1
-    except (ReconcileError, ops.OpsError) as exc:
+    except (ReadError, ops.OpsError) as exc:
         print(f"crm-erp-sync exceptions {args.action}: {exc}", file=sys.stderr)
         return 2
     print(f"resolved {args.id} (MANUAL, by {operator}); resolution and audit record produced")
@@ -289,9 +291,9 @@ def _ops_screenshot(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    from app.engine.reader import ReadError
     from app.ops import replay as ops
     from app.ops.exceptions_cli import OpsError
-    from app.ops.reconcile import ReconcileError
     from app.readmodels.replay import Criteria, Origin
 
     if args.since and args.until and args.since >= args.until:
@@ -315,7 +317,7 @@ def _replay(args: argparse.Namespace) -> int:
             operator=_operator(args.operator),
             include_resolved=args.include_resolved,
         )
-    except (ReconcileError, OpsError) as exc:
+    except (ReadError, OpsError) as exc:
         print(f"crm-erp-sync replay: {exc}", file=sys.stderr)
         return 2
     return 0 if result.ok else 1

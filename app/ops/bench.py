@@ -30,7 +30,7 @@ from typing import Any
 
 import fastavro
 import orjson
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Producer
 from confluent_kafka.admin import NewTopic
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 
@@ -44,6 +44,7 @@ from app.domain.changes import Lineage, Op
 from app.domain.orders.deal import DealState
 from app.domain.orders.decide import DealChange, decide
 from app.domain.outputs import JSON
+from app.engine.reader import Subscription
 from app.engine.reference_store import ReferenceStore
 from app.engine.runtime import Runtime
 from app.ops import schemas_admin, topics_admin
@@ -115,20 +116,13 @@ class Env:
         producer.flush(60)
         return n
 
-    def consumer(self, topics: list[str], group: str | None = None) -> Consumer:
-        c = Consumer(
-            kafka_config(
-                self.settings,
-                {
-                    "group.id": group or f"{self.settings.topic_prefix}bench-{uuid.uuid4().hex[:6]}",
-                    "auto.offset.reset": "earliest",
-                    "enable.auto.commit": False,
-                    "fetch.min.bytes": 65536,
-                },
-            )
+    def consumer(self, topics: list[str], group: str | None = None) -> Subscription:
+        return Subscription(
+            self.settings,
+            [self.settings.topic(t) for t in topics],
+            group or f"{self.settings.topic_prefix}bench-{uuid.uuid4().hex[:6]}",
+            **{"enable.auto.commit": False, "fetch.min.bytes": 65536},
         )
-        c.subscribe([self.settings.topic(t) for t in topics])
-        return c
 
     def worker_env(self, index: int) -> dict[str, str]:
         s = self.settings
@@ -154,14 +148,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _consume_all(consumer: Consumer, total: int, on_msg: Callable[[Any], None], timeout: float = 600) -> float:
+def _consume_all(consumer: Subscription, total: int, on_msg: Callable[[Any], None], timeout: float = 600) -> float:
     """Consume ``total`` messages, calling ``on_msg``; seconds from the first message to the last."""
     seen, first = 0, None
     deadline = time.monotonic() + timeout
     while seen < total and time.monotonic() < deadline:
-        for msg in consumer.consume(1000, timeout=0.5):
-            if msg.error():
-                continue
+        for msg in consumer.consume(1000, 0.5):
             if first is None:
                 first = time.perf_counter()
             on_msg(msg)
@@ -264,9 +256,8 @@ def _count_creates(env: Env, expected: int, timeout: float, started: float | Non
     keys: set[bytes] = set()
     deadline = time.monotonic() + timeout
     while len(keys) < expected and time.monotonic() < deadline:
-        for msg in consumer.consume(1000, timeout=0.5):
-            if not msg.error():
-                keys.add(msg.key())
+        for msg in consumer.consume(1000, 0.5):
+            keys.add(msg.key())
     consumer.close()
     if len(keys) < expected:
         raise RuntimeError(f"only {len(keys)} of {expected} deals got a command within {timeout}s")
@@ -316,9 +307,7 @@ def latency(base: Settings, root: Path, rate: float, seconds: float, name: str, 
     def collect() -> None:
         consumer = env.consumer([COMMANDS])
         while len(latencies[True]) + len(latencies[False]) < warm + deals and not done.is_set():
-            for msg in consumer.consume(500, timeout=0.5):
-                if msg.error():
-                    continue
+            for msg in consumer.consume(500, 0.5):
                 source_ts = _source_ts(env, msg.value())
                 if source_ts is not None:
                     latencies[msg.key().startswith(b"warmup-")].append(msg.timestamp()[1] - source_ts)

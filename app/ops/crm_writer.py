@@ -95,12 +95,12 @@ def database_url(s: Settings) -> str:
 def run(s: Settings, stop: threading.Event | None = None, say: Callable[[str], None] = print) -> int:
     """Apply updates until ``stop`` is set (or SIGTERM/SIGINT); the number of commands applied."""
     import psycopg
-    from confluent_kafka import Consumer
     from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_name_strategy
     from confluent_kafka.schema_registry.avro import AvroDeserializer
     from confluent_kafka.serialization import MessageField, SerializationContext
 
-    from app.client_config import kafka_config, registry_config
+    from app.client_config import registry_config
+    from app.engine.reader import Subscription
 
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
@@ -111,24 +111,19 @@ def run(s: Settings, stop: threading.Event | None = None, say: Callable[[str], N
         SchemaRegistryClient(registry_config(s)), conf={"subject.name.strategy": topic_subject_name_strategy}
     )
     topic = s.topic(TOPIC)
-    consumer = Consumer(
-        kafka_config(
-            s, {"group.id": f"{s.app_id}-crm-writer", "enable.auto.commit": False, "auto.offset.reset": "earliest"}
-        )
-    )
-    consumer.subscribe([topic])
+    consumer = Subscription(s, [topic], f"{s.app_id}-crm-writer", **{"enable.auto.commit": False})
     applied = 0
     say(f"crm-writer: {topic} → {(s.crm_database_url and 'CRM_ERP_CRM_DATABASE_URL') or 'the local CRM database'}")
     try:
         with psycopg.connect(database_url(s), options="-c TimeZone=UTC") as conn:
             while not stop.is_set():
                 msg = consumer.poll(0.5)
-                if msg is None or msg.error() is not None:
+                if msg is None:
                     continue
                 update = decode(msg.value(), SerializationContext(msg.topic(), MessageField.VALUE))
                 with conn.transaction():
                     changed = apply(conn, plan(update, rules, s.integration_crm_user))
-                consumer.commit(msg, asynchronous=False)
+                consumer.commit(msg)
                 applied += 1
                 log.info("applied %s: %d row(s) changed", update["envelope"]["command_id"], changed)
     finally:

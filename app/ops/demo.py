@@ -23,10 +23,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.catalog import default_catalog
 from app.client_config import security_env
 from app.contracts import default_index
+from app.engine.reader import Snapshot
 from app.ops import schemas_admin, topics_admin
 from app.ops.demo_report import Observed, render, summarise
 from app.ops.simulate import run_crm, run_erp
-from app.ops.trace import AvroReader, end_offsets, messages, snapshot_consumer
+from app.ops.trace import AvroReader
 from app.ops.worker_process import WorkerProcess
 from app.platform import local
 from app.settings import Settings
@@ -109,19 +110,17 @@ def _settle(port: int, erp: ErpSystem, say: Callable[[str], None]) -> None:
     say(f"demo: still busy after {SETTLE_MAX_S:.0f} s; summarising what has arrived")
 
 
-def _read(consumer, s: Settings, name: str) -> list:
-    topic = s.topic(name)
-    partitions = list(consumer.list_topics(topic, timeout=10).topics[topic].partitions)
-    return list(messages(consumer, topic, end_offsets(consumer, topic, partitions)))
+def _read(snapshot: Snapshot, s: Settings, name: str) -> list:
+    return list(snapshot.messages(s.topic(name)))
 
 
 def observe(s: Settings, port: int) -> Observed:
     """Read what the service produced under the run's prefix (from the start to now)."""
-    reader, consumer = AvroReader(s), snapshot_consumer(s)
+    reader, snapshot = AvroReader(s), Snapshot(s, "demo")
     seen = Observed(dedup_hits=scrape(port).get("crm_erp_sync_dedup_hits_total", 0.0))
     try:
         first: dict[str, float] = {}  # a re-sent create (re-issue, retry, redelivery) is not a new order
-        for msg in _read(consumer, s, "erp.commands.sales-order"):
+        for msg in _read(snapshot, s, "erp.commands.sales-order"):
             value = reader.decode(msg.value())
             seen.sales_orders.append(value)
             body, envelope = value["command"], value["envelope"]
@@ -129,15 +128,15 @@ def observe(s: Settings, port: int) -> Observed:
             if isinstance(body, tuple) and body[0].endswith("CreateSalesOrder") and source_ts is not None:
                 first.setdefault(envelope["command_id"], msg.timestamp()[1] - source_ts.timestamp() * 1000)
         seen.create_latencies_ms = list(first.values())
-        seen.customers = [reader.decode(m.value()) for m in _read(consumer, s, "erp.commands.customer")]
-        seen.crm_updates = [reader.decode(m.value()) for m in _read(consumer, s, "crm.commands.update")]
-        seen.exceptions = [reader.decode(m.value()) for m in _read(consumer, s, "sync.exceptions")]
-        seen.resolutions = [reader.decode(m.value()) for m in _read(consumer, s, "sync.exception-resolutions")]
-        seen.alerts = [reader.decode(m.value()) for m in _read(consumer, s, "sync.drift-alerts")]
-        for m in _read(consumer, s, "sync.dead-letter"):
+        seen.customers = [reader.decode(m.value()) for m in _read(snapshot, s, "erp.commands.customer")]
+        seen.crm_updates = [reader.decode(m.value()) for m in _read(snapshot, s, "crm.commands.update")]
+        seen.exceptions = [reader.decode(m.value()) for m in _read(snapshot, s, "sync.exceptions")]
+        seen.resolutions = [reader.decode(m.value()) for m in _read(snapshot, s, "sync.exception-resolutions")]
+        seen.alerts = [reader.decode(m.value()) for m in _read(snapshot, s, "sync.drift-alerts")]
+        for m in _read(snapshot, s, "sync.dead-letter"):
             seen.dead_letter_reasons.append(dict(m.headers() or []).get("x-reason", b"?").decode())
     finally:
-        consumer.close()
+        snapshot.close()
     return seen
 
 

@@ -21,7 +21,8 @@ from app.client_config import kafka_address, kafka_config, registry_config
 from app.contracts import default_index
 from app.contracts.models import model
 from app.domain.outputs import Output
-from app.ops.reconcile import TIMEOUT_S, MissingTopicError, read_changelog
+from app.engine.reader import TIMEOUT_S, MissingTopicError
+from app.ops.reconcile import read_changelog
 from app.readmodels import exception_ledger as ledger
 from app.readmodels.exception_ledger import Entry, Refused
 from app.settings import Settings

@@ -26,8 +26,8 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from app.client_config import registry_config
+from app.engine.reader import TIMEOUT_S, Snapshot
 from app.ops.exceptions_cli import FLUSH_S, AvroOutputs, OpsError, existing_topics, make_producer, read_ledger_if_any
-from app.ops.reconcile import TIMEOUT_S, scan
 from app.readmodels.exception_ledger import Entry
 from app.readmodels.replay import (
     Candidate,
@@ -109,7 +109,10 @@ def read_candidates(s: Settings, origin: Origin, timeout_s: float = TIMEOUT_S) -
                 out.append(candidate)
 
         topic = s.topic(EXCEPTIONS)
-    scan(s, topic, handle, timeout_s, missing="create the catalog topics with `crm-erp-sync topics apply`")
+    with Snapshot(s, "replay", timeout_s) as snapshot:
+        missing = "create the catalog topics with `crm-erp-sync topics apply`"
+        for msg in snapshot.messages(topic, snapshot.ends(topic, missing)):
+            handle(msg)
     out.sort(key=lambda c: (c.at_ms is None, c.at_ms or 0, c.found_at))
     return out, bad
 

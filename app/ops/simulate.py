@@ -192,26 +192,14 @@ def run_erp(
     """Consume sales-order commands for ``duration`` s (None: until ``stop`` or Ctrl-C), then keep
     delivering already scheduled events for at most ``drain`` s. ``idle_exit``: also stop once no
     command arrived and nothing was delivered for that long, with nothing scheduled."""
-    from confluent_kafka import Consumer
-
-    from app.client_config import kafka_config
+    from app.engine.reader import Subscription
     from app.serde.avro import AvroEncoder
 
     reg = _registry(s)
     events_topic = s.topic(EVENTS)
     encoder = AvroEncoder(_schema_id(reg, f"{events_topic}-value", EVENT_CONTRACT), _expanded(EVENT_CONTRACT))
     decoder = CommandDecoder(reg)
-    consumer = Consumer(
-        kafka_config(
-            s,
-            {
-                "group.id": group or f"{s.app_id}.erp-sim",
-                "auto.offset.reset": "earliest",
-                "enable.auto.commit": True,
-            },
-        )
-    )
-    consumer.subscribe([s.topic(COMMANDS)])
+    consumer = Subscription(s, [s.topic(COMMANDS)], group or f"{s.app_id}.erp-sim", **{"enable.auto.commit": True})
     producer = _producer(s)
     started = last_report = last_activity = time.monotonic()
     consuming, drain_until = True, None
@@ -228,9 +216,7 @@ def run_erp(
             if (next_due := erp.next_due()) is not None:
                 wait = min(wait, max(0.0, next_due - time.time()))
             if consuming:
-                for msg in consumer.consume(500, timeout=wait):
-                    if msg.error() is not None:
-                        continue
+                for msg in consumer.consume(500, wait):
                     last_activity = time.monotonic()
                     try:
                         value = decoder.decode(msg.value())

@@ -18,12 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
-
-from app.client_config import kafka_config
+from app.engine.reader import Snapshot, behind, last_values
 from app.flows.step import rows
 from app.ops.bench import CRM, Env
-from app.ops.reconcile import scan
 from app.ops.worker_process import WorkerProcess
 from app.settings import Settings
 from app.sim import debezium as dbz
@@ -55,27 +52,17 @@ def _rss_mb(proc: WorkerProcess) -> float | None:
 
 def _behind(s: Settings, names: list[str]) -> int:
     """Messages of ``names`` the worker's group has not committed yet."""
-    consumer = Consumer(kafka_config(s, {"group.id": s.app_id, "enable.auto.commit": False}))
-    try:
-        metadata = consumer.list_topics(timeout=30)
-        parts = [TopicPartition(s.topic(n), p) for n in names for p in metadata.topics[s.topic(n)].partitions]
-        behind = 0
-        for tp in consumer.committed(parts, timeout=30):
-            _, high = consumer.get_watermark_offsets(tp, timeout=30)
-            behind += max(high - max(tp.offset, 0), 0)
-        return behind
-    finally:
-        consumer.close()
+    return behind(s, s.app_id, [s.topic(n) for n in names])
 
 
 def _keys(s: Settings) -> dict[str, int]:
     """Live keys per table, and the outbox rows of all of them (``outbox``)."""
     counts, outbox = {}, 0
-    for table in TABLES:
-        latest: dict[bytes, bytes] = {}
-        scan(s, f"{s.app_id}-{table}-changelog", latest)
-        data = dict(rows(latest.items()))
-        counts[table], outbox = len(data), outbox + len(latest) - len(data)
+    with Snapshot(s, "soak") as snapshot:
+        for table in TABLES:
+            latest = last_values(snapshot, f"{s.app_id}-{table}-changelog")
+            data = dict(rows(latest.items()))
+            counts[table], outbox = len(data), outbox + len(latest) - len(data)
     return counts | {"outbox": outbox}
 
 

@@ -10,27 +10,25 @@ the registry, union branches named (``(full name, record)``). Missing topics are
 from __future__ import annotations
 
 import io
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import fastavro
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from app.client_config import kafka_address, kafka_config, registry_config
+from app.client_config import registry_config
 from app.domain.errors import ReasonCode, SyncError
-from app.ops.reconcile import TIMEOUT_S
+from app.engine.reader import TIMEOUT_S, ReadError, Snapshot
 from app.readmodels.trace import AVRO_TOPICS, DEAD_LETTER, DEAL_CHANGES, READ_ORDER, Deal, Entry, Record, timeline
 from app.serde import wire
 from app.serde.registry import parse
 from app.settings import Settings
 
 
-class TraceError(Exception):
-    """The topics or the registry cannot be read; the message says why and what to check."""
+class TraceError(ReadError):
+    """The registry cannot be read; the message says why and what to check (Kafka's: ReadError)."""
 
 
 class AvroReader:
@@ -64,64 +62,6 @@ class AvroReader:
             return fastavro.schemaless_reader(io.BytesIO(body), schema, None, return_record_name=True)
         except Exception as exc:  # fastavro raises EOFError, ValueError, UnicodeDecodeError, IndexError…
             raise SyncError(ReasonCode.AVRO_DECODE_ERROR, f"schema id {schema_id}: {exc!r}") from exc
-
-
-def snapshot_consumer(s: Settings) -> Consumer:
-    """A consumer for reading topics by assignment (never joins its group, never commits)."""
-    return Consumer(
-        kafka_config(
-            s,
-            {
-                "group.id": f"{s.app_id}-trace",  # librdkafka wants one; never joined (assign) nor committed
-                "enable.auto.commit": False,
-                "enable.auto.offset.store": False,
-                "enable.partition.eof": True,
-                "allow.auto.create.topics": False,
-                "log_level": 2,  # connection failures surface as one TraceError, not a log line per retry
-            },
-        )
-    )
-
-
-def end_offsets(consumer: Consumer, topic: str, partitions: list[int], timeout_s: float = TIMEOUT_S) -> dict[int, int]:
-    """The current end offset of every non-empty partition of ``topic``."""
-    ends: dict[int, int] = {}
-    for p in partitions:
-        low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
-        if high > low:
-            ends[p] = high
-    return ends
-
-
-def messages(consumer: Consumer, topic: str, ends: dict[int, int], timeout_s: float = TIMEOUT_S) -> Iterator[Message]:
-    """Every message of ``topic`` from the beginning up to ``ends`` (partition: end offset)."""
-    ends = dict(ends)
-    if not ends:
-        return
-    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-    try:
-        idle_since = time.monotonic()
-        while ends:
-            msg = consumer.poll(0.5)
-            if msg is None:
-                if time.monotonic() - idle_since > timeout_s:
-                    raise TraceError(f"{topic}: no records for {timeout_s}s; partitions {sorted(ends)} unfinished")
-                continue
-            idle_since = time.monotonic()
-            p = msg.partition()
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    ends.pop(p, None)
-                    continue
-                raise TraceError(f"reading {topic} failed: {msg.error()}")
-            if p not in ends or msg.offset() >= ends[p]:
-                ends.pop(p, None)  # written after the start: not part of this trace
-                continue
-            yield msg
-            if msg.offset() >= ends[p] - 1:
-                ends.pop(p)
-    finally:
-        consumer.unassign()
 
 
 def _headers(msg: Message) -> dict[str, str]:
@@ -163,32 +103,23 @@ def _value(msg: Message, name: str, avro: AvroReader) -> tuple[Any, str | None]:
 
 def read(s: Settings, opp: str, timeout_s: float = TIMEOUT_S) -> list[Record]:
     """The records of deal ``opp`` in every topic of the trace that exists on the cluster."""
-    consumer = snapshot_consumer(s)
     avro = AvroReader(s)
-    try:
-        try:
-            meta = consumer.list_topics(timeout=timeout_s)  # all topics: asking for one may auto-create it
-        except KafkaException as exc:
-            raise TraceError(f"cannot reach Kafka at {kafka_address(s)}: {exc}") from exc
-        topics = {name: s.topic(name) for name in READ_ORDER if s.topic(name) in meta.topics}  # others: skipped
-        try:
-            ends = {t: end_offsets(consumer, t, sorted(meta.topics[t].partitions), timeout_s) for t in topics.values()}
-            deal = Deal(opp)
-            records: list[Record] = []
-            for name, topic in topics.items():
-                records += _read_topic(consumer, avro, deal, name, topic, ends[topic])
-        except KafkaException as exc:
-            raise TraceError(f"reading from Kafka at {s.kafka_bootstrap} failed: {exc}") from exc
+    with Snapshot(s, "trace", timeout_s) as snapshot:
+        existing = snapshot.partitions()
+        topics = {name: s.topic(name) for name in READ_ORDER if s.topic(name) in existing}  # others: skipped
+        ends = {t: snapshot.ends(t) for t in topics.values()}
+        deal = Deal(opp)
+        records: list[Record] = []
+        for name, topic in topics.items():
+            records += _read_topic(snapshot, avro, deal, name, topic, ends[topic])
         return records
-    finally:
-        consumer.close()
 
 
 def _read_topic(
-    consumer: Consumer, avro: AvroReader, deal: Deal, name: str, topic: str, ends: dict[int, int]
+    snapshot: Snapshot, avro: AvroReader, deal: Deal, name: str, topic: str, ends: dict[int, int]
 ) -> list[Record]:
     records = []
-    for msg in messages(consumer, topic, ends):
+    for msg in snapshot.messages(topic, ends):
         key = _key(msg, name, avro)
         if not deal.wants(name, key):
             continue
@@ -201,5 +132,5 @@ def _read_topic(
 
 
 def run(s: Settings, opp: str, since_ms: int | None = None, verbose: bool = False) -> list[Entry]:
-    """The timeline of deal ``opp``: TraceError when Kafka or the registry cannot be read."""
+    """The timeline of deal ``opp``: ReadError when Kafka or the registry cannot be read."""
     return timeline(read(s, opp), opp, since_ms=since_ms, verbose=verbose, prefix=s.topic_prefix)

@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient
 
 from app.client_config import kafka_config
+from app.engine.reader import ReadError
 from app.ops import reconcile
 from app.platform import local
 from app.settings import Settings
@@ -103,8 +104,8 @@ def test_a_wrong_password_fails_the_confluent_clients_clearly(secure: Settings, 
     assert WRONG_PASSWORD not in f"{exc.value}{out}{err}"
 
     # the ops commands silence librdkafka's log; their error says how they tried to connect
-    with pytest.raises(reconcile.ReconcileError) as failed:
-        reconcile.scan(settings_from(env), "any-topic", {}, timeout_s=3)
+    with pytest.raises(ReadError) as failed:
+        reconcile.read_changelog(settings_from(env), timeout_s=3, topic="any-topic")
     assert f"(SASL_SSL SCRAM-SHA-512 user {env['CRM_ERP_KAFKA_SASL_USERNAME']})" in str(failed.value)
     out, err = capfd.readouterr()
     assert WRONG_PASSWORD not in f"{failed.value}{out}{err}"

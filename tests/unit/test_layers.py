@@ -87,6 +87,22 @@ def test_only_the_engine_imports_faust_mode_or_aiokafka():
     assert not outside, outside
 
 
+def test_only_the_engine_consumes_from_kafka():
+    """Operator jobs read topics through app/engine/reader.py (snapshots, subscriptions), never
+    with a consumer of their own."""
+    consumers = {"Consumer", "DeserializingConsumer", "AIOConsumer"}
+    outside = {}
+    for path in (REPO_ROOT / "app").rglob("*.py"):
+        if "engine" in path.relative_to(REPO_ROOT / "app").parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("confluent_kafka"):
+                found = {a.name for a in node.names} & consumers
+                if found:
+                    outside[str(path.relative_to(REPO_ROOT))] = sorted(found)
+    assert not outside, outside
+
+
 @pytest.mark.parametrize("package", ["engine", "observe", "serde", "cdc", "domain", "flows", "readmodels"])
 def test_no_arrow_runs_from_the_run_time_packages_into_the_operator_jobs(package):
     back = {}

@@ -10,6 +10,7 @@ from confluent_kafka import KafkaError
 
 from app import cli
 from app.domain.orders.deal import DealState, OrderRef
+from app.engine import reader
 from app.ops import reconcile as ops
 from app.readmodels.reconcile import reconcile
 
@@ -36,7 +37,7 @@ def test_bad_or_reversed_times_are_usage_errors(capsys):
 
 def test_missing_changelog_exits_2_with_the_reason(monkeypatch, capsys):
     def missing(*_):
-        raise ops.ReconcileError("changelog topic x-deals-changelog does not exist")
+        raise reader.MissingTopicError("changelog topic x-deals-changelog does not exist")
 
     monkeypatch.setattr(ops, "run", missing)
     assert cli.main(["reconcile"]) == 2
@@ -108,17 +109,16 @@ def test_drain_keeps_the_last_value_per_key_drops_tombstones_and_stops_at_the_ca
         _Msg(0, 3, b"c", b"late"),  # written after the start: ignored
         _Msg(1, 2, None, error=_Err(KafkaError._PARTITION_EOF)),
     ]
-    latest: dict[bytes, bytes] = {}
     ends = {0: 3, 1: 5}  # partition 1's tail is control records only: its EOF ends it
-    ops._drain(_Consumer(msgs), ends, latest, timeout_s=5)
+    latest = reader.fold(reader._until_ends(_Consumer(msgs), "t", ends, timeout_s=5))
     assert latest == {b"a": b"a2", b"c": b"c1"} and ends == {}
 
 
 def test_drain_gives_up_when_the_changelog_goes_silent(monkeypatch):
     clock = iter([0.0, 100.0])
-    monkeypatch.setattr(ops.time, "monotonic", lambda: next(clock))
-    with pytest.raises(ops.ReconcileError, match="unfinished"):
-        ops._drain(_Consumer([]), {0: 1}, {}, timeout_s=5)
+    monkeypatch.setattr(reader.time, "monotonic", lambda: next(clock))
+    with pytest.raises(reader.ReadError, match="unfinished"):
+        list(reader._until_ends(_Consumer([]), "t", {0: 1}, timeout_s=5))
 
 
 def test_parse_counts_values_that_are_not_deal_states():
