@@ -6,7 +6,7 @@ import argparse
 import datetime as dt
 import sys
 
-from app.platform.errors import PlatformError
+from app.domain.errors import ServiceError
 from app.settings import get_settings
 
 
@@ -462,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("reconcile: --since must be before --until")
     try:
         return args.func(args)
-    except PlatformError as exc:
+    except ServiceError as exc:  # a job that cannot do what it was asked: its message says why
         print(f"crm-erp-sync: {exc}", file=sys.stderr)
         return 2
 

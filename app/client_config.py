@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from app.domain.errors import ServiceError
 from app.settings import Settings
 
 TLS_PROTOCOLS = ("SSL", "SASL_SSL")
@@ -47,7 +48,7 @@ SECURITY_FIELDS = (
 )
 
 
-class ClientConfigError(ValueError):
+class ClientConfigError(ServiceError, ValueError):
     """A security file cannot be used; the message names the variable and the path, never a secret."""
 
 

@@ -24,6 +24,7 @@ from app.domain.errors import ReasonCode
 from app.domain.feedback.lifecycle import ErpEvent
 from app.domain.orders.deal import source_ts_ms
 from app.domain.orders.decide import Outcome
+from app.domain.outputs import CrmUpdate, DriftAlert, ExceptionRaised, SalesOrderCommand
 from app.engine.keyed import Input
 from app.flows import deals as flow
 from app.observe import metrics
@@ -49,22 +50,21 @@ def _observe(decision, item) -> None:
     if decision.outcome is Outcome.DUPLICATE:
         metrics.dedup_hits.labels(flow=flow).inc()
     for out in decision.outputs:
-        if out.topic in ("erp.commands.sales-order", "crm.commands.update"):
-            command = out.value.get("command")
-            kind = command["-type"].rsplit(".", 1)[1] if command else out.contract.rsplit(".", 1)[1]
+        if isinstance(out, (SalesOrderCommand, CrmUpdate)):
+            kind = out.action.rsplit(".", 1)[1] if isinstance(out, SalesOrderCommand) else type(out).__name__
             metrics.commands_emitted.labels(type=kind).inc()
             command_id = out.value["envelope"]["command_id"]
-            log.info("sent %s %s to %s", kind, command_id, out.topic, extra={"command_id": command_id})
+            log.info("sent %s %s", kind, command_id, extra={"command_id": command_id})
             source_ts = source_ts_ms(decision.state, item.lineage.source_ts_ms)
-            if out.topic == "erp.commands.sales-order" and source_ts and not isinstance(item, ErpEvent):
+            if isinstance(out, SalesOrderCommand) and source_ts and not isinstance(item, ErpEvent):
                 latency = time.time() - source_ts / 1000
                 metrics.source_to_command_seconds.labels(flow=flow).observe(max(latency, 0))
-        elif out.topic == "sync.exceptions":
+        elif isinstance(out, ExceptionRaised):
             v = out.value
             metrics.exceptions_raised.labels(reason=v["reason_code"]).inc()
             extra = {"reason_code": v["reason_code"], "exception_id": v["exception_id"]}
             log.warning("exception %s %s: %s", v["reason_code"], v["exception_id"], v["detail"], extra=extra)
-        elif out.topic == "sync.drift-alerts":
+        elif isinstance(out, DriftAlert):
             v = out.value
             metrics.drift_alerts.labels(kind=v["kind"], state=v["state"]).inc()
             log.warning("drift alert %s %s %s: %s", v["state"], v["kind"], v["alert_id"], v["detail"])

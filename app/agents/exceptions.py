@@ -19,7 +19,7 @@ import orjson
 
 from app.domain.exceptions import escalation
 from app.domain.exceptions import state as exception_state
-from app.domain.outputs import EXCEPTION, RESOLUTION, Output
+from app.domain.outputs import EXCEPTION, RESOLUTION, Escalation
 from app.engine.keyed import Input
 from app.flows import ledger as flow
 from app.observe import metrics
@@ -65,7 +65,7 @@ def register(engine: Engine) -> None:
             lambda: flow.step(flow_tables, event.key, message, ctx),
         )
         for out in done.outputs if done else []:
-            if isinstance(out, Output) and out.topic == "sync.escalations":
+            if isinstance(out, Escalation):
                 metrics.escalations.labels(team=out.value["route_team"], mode=out.value["mode"]).inc()
 
     @app.agent(ledger_topic, name=f"{__name__}.keep_exception_ledger")

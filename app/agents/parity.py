@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from app.domain.outputs import DriftAlert
 from app.domain.parity import aggregate
 from app.domain.parity.aggregate import Bucket, Thresholds
 from app.engine.keyed import Input
@@ -74,7 +75,7 @@ def register(engine: Engine) -> None:
         for key, bucket in info.judged:
             gauges.judged(key, bucket)
         for out in info.alerts:
-            if out.topic == "sync.drift-alerts":
+            if isinstance(out, DriftAlert):
                 metrics.drift_alerts.labels(kind=out.value["kind"], state=out.value["state"]).inc()
 
     @app.agent(facts_topic, name=f"{__name__}.aggregate_parity")

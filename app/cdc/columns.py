@@ -26,6 +26,8 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from app.domain.errors import ServiceError
+
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _EPOCH_DATE = dt.date(1970, 1, 1)
 _MIDNIGHT = dt.datetime(1970, 1, 1)
@@ -59,7 +61,7 @@ class WriterColumn:
         return f"{self.avro} ({self.semantic})" if self.semantic else self.avro
 
 
-class Unreadable(Exception):
+class Unreadable(ServiceError):
     """The writer's encoding of a column cannot become the meaning a mapping needs."""
 
 

@@ -12,6 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from app.domain.errors import ServiceError
 from app.settings import REPO_ROOT
 
 AVRO_DIR = REPO_ROOT / "avro"
@@ -19,7 +20,7 @@ PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "by
 NAMED = frozenset({"record", "error", "enum", "fixed"})
 
 
-class ContractError(Exception):
+class ContractError(ServiceError):
     """A contract file is missing, malformed or refers to an unknown type."""
 
 

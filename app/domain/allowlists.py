@@ -1,4 +1,4 @@
-"""What each outbound flow may carry: an explicit field allow-list per command topic.
+"""What each outbound flow may carry: an explicit field allow-list per kind of command.
 
 Data minimisation is decided here, field by field, not inherited from whatever a contract
 happens to hold: a field a contract gains reaches the ERP or the CRM only once it is added below
@@ -14,6 +14,7 @@ from typing import Any
 
 from app.domain.customers import ALLOWED_FIELDS as CUSTOMER_FIELDS
 from app.domain.feedback.fold import CRM_UPDATE_IDENTITY, CRM_WRITABLE
+from app.domain.outputs import CrmUpdate, CustomerCommand, Output, SalesOrderCommand
 
 _ADDRESS = ("street", "city", "postal_code", "state", "country")
 ENVELOPE = frozenset(
@@ -62,24 +63,23 @@ _ORDER_HEADER = (
 )
 _ADDRESSES = tuple(f"{side}.{part}" for side in ("bill_to", "ship_to") for part in _ADDRESS)
 
-OUTBOUND: dict[str, frozenset[str]] = {
-    "erp.commands.sales-order": ENVELOPE
+OUTBOUND: dict[type[Output], frozenset[str]] = {
+    SalesOrderCommand: ENVELOPE
     | {f"command.{f}" for f in (*_ORDER_HEADER, *_ADDRESSES)}
     | {f"command.lines[].{f}" for f in _ORDER_LINE}
     | {"command.changed_fields[]"},  # amend: the names of the terms it changes
-    "erp.commands.customer": ENVELOPE
+    CustomerCommand: ENVELOPE
     | {f"command.{f}" for f in CUSTOMER_FIELDS - {"bill_to", "ship_to"}}
     | {f"command.{f}" for f in _ADDRESSES},
-    "crm.commands.update": ENVELOPE | CRM_UPDATE_IDENTITY - {"envelope"} | CRM_WRITABLE,
+    CrmUpdate: ENVELOPE | CRM_UPDATE_IDENTITY - {"envelope"} | CRM_WRITABLE,
 }
 
 
 def paths(value: Any, prefix: str = "") -> Iterator[str]:
-    """The dotted paths of ``value``'s non-null leaves (a union's ``-type`` tag is not a field)."""
+    """The dotted paths of ``value``'s non-null leaves."""
     if isinstance(value, dict):
         for k, v in value.items():
-            if k != "-type":
-                yield from paths(v, f"{prefix}.{k}" if prefix else k)
+            yield from paths(v, f"{prefix}.{k}" if prefix else k)
     elif isinstance(value, list):
         for v in value:
             yield from paths(v, f"{prefix}[]")
@@ -87,7 +87,7 @@ def paths(value: Any, prefix: str = "") -> Iterator[str]:
         yield prefix
 
 
-def outside(topic: str, value: dict[str, Any]) -> list[str]:
-    """The fields of a message for ``topic`` that its allow-list does not permit (sorted)."""
-    allowed = OUTBOUND[topic]
+def outside(kind: type[Output], value: dict[str, Any]) -> list[str]:
+    """The fields of a ``kind`` message that its allow-list does not permit (sorted)."""
+    allowed = OUTBOUND[kind]
     return sorted({p for p in paths(value) if p not in allowed})

@@ -9,12 +9,18 @@ from __future__ import annotations
 import datetime as dt
 
 from app.domain.envelope import SERVICE_ACTOR
-from app.domain.outputs import AUDIT, Output
+from app.domain.outputs import AuditRecord, Output
 
 
 def command_audit(
-    command_id: str, correlation_id: str, causation: list[str], topic: str, now: dt.datetime, detail: str | None = None
-) -> Output:
+    command_id: str,
+    correlation_id: str,
+    causation: list[str],
+    about: type[Output],
+    now: dt.datetime,
+    detail: str | None = None,
+) -> AuditRecord:
+    """The audit record of a command of kind ``about`` (the edge names its topic in the record)."""
     value = {
         "audit_id": f"audit:{command_id}",
         "action": "COMMAND_EMITTED",
@@ -24,7 +30,7 @@ def command_audit(
         "correlation_id": correlation_id,
         "subject_id": command_id,
         "causation_ids": causation,
-        "topic": topic,
+        "topic": None,
         "detail": detail,
     }
-    return Output("sync.audit", correlation_id, AUDIT, value)
+    return AuditRecord(correlation_id, value, about=about)

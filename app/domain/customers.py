@@ -13,9 +13,8 @@ from app.domain.audit import command_audit
 from app.domain.changes import Lineage, RowChange
 from app.domain.envelope import command_envelope
 from app.domain.orders.references import Account
-from app.domain.outputs import Output
+from app.domain.outputs import CustomerCommand, Output
 
-CUSTOMER_COMMAND = "io.crmerpsync.erp.commands.CustomerCommand"
 ALLOWED_FIELDS = frozenset(
     {
         "account_id",
@@ -79,9 +78,8 @@ def customer_outputs(command: dict[str, Any] | None, account_id: str, lineage: L
     """What an account change sends: the UpsertCustomer (if any) and its audit record."""
     if command is None:
         return []
-    topic = "erp.commands.customer"
     command_id = command["envelope"]["command_id"]
     return [
-        Output(topic, account_id, CUSTOMER_COMMAND, command),
-        command_audit(command_id, account_id, [lineage.coordinates], topic, now),
+        CustomerCommand(account_id, command),
+        command_audit(command_id, account_id, [lineage.coordinates], CustomerCommand, now),
     ]

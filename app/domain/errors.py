@@ -1,4 +1,4 @@
-"""The service's one root exception and the reason codes every rejection carries."""
+"""The service's one root exception (``ServiceError``) and the reason codes every rejection carries."""
 
 from __future__ import annotations
 
@@ -53,8 +53,14 @@ class ReasonCode(StrEnum):
     QUARANTINE_FAILED = "QUARANTINE_FAILED"
 
 
-class SyncError(Exception):
-    """Root of every error the service raises on purpose; ``reason`` says why.
+class ServiceError(Exception):
+    """Root of every error the service raises on purpose: an input it rejects (``SyncError``, with
+    its reason code), or a job that cannot do what it was asked (the message says why and what to
+    check). Anything else that escapes is a bug."""
+
+
+class SyncError(ServiceError):
+    """An input the service rejects; ``reason`` says why.
 
     ``transient`` says whether retrying the same input can help.
     """

@@ -30,7 +30,7 @@ from faust.types import EventT
 from app.catalog import default_catalog
 from app.domain.errors import ReasonCode, SyncError, TransientError
 from app.domain.exceptions import retries
-from app.domain.outputs import EXCEPTION, Output
+from app.domain.outputs import ExceptionRaised
 from app.engine.outputs import Outputs
 from app.observe import blocked, logs, metrics
 
@@ -93,7 +93,7 @@ class _Copies:
     key: bytes | None
     value: bytes | None
     dead_headers: list[tuple[str, bytes]]
-    exception: Output
+    exception: ExceptionRaised
 
 
 class Guard:
@@ -120,7 +120,7 @@ class Guard:
         dead = retries.dead_letter_headers(plan.headers, coords, reason, detail, record["exception_id"], now)
         if plan.dropped_bytes is not None:
             dead.append(("x-payload-dropped", str(plan.dropped_bytes).encode()))
-        exception = Output("sync.exceptions", correlation_id or coords.label, EXCEPTION, record)
+        exception = ExceptionRaised(correlation_id or coords.label, record)
         return _Copies(plan.key, plan.value, dead, exception)
 
     async def _deliver(self, topic_name: str, key: bytes | None, value: bytes | None, headers: list | None) -> None:
@@ -265,7 +265,7 @@ def _minimal_copies(event: EventT, reason: str, detail: str, correlation_id: str
     failed = ReasonCode.QUARANTINE_FAILED
     record = retries.exception_record(coords, failed, detail, None, None, [], correlation_id, now)
     dead = retries.dead_letter_headers([], coords, failed, detail, record["exception_id"], now)
-    return _Copies(None, None, dead, Output("sync.exceptions", correlation_id or coords.label, EXCEPTION, record))
+    return _Copies(None, None, dead, ExceptionRaised(correlation_id or coords.label, record))
 
 
 def _safe(correlation_id: Callable[[], str | None] | None) -> str | None:

@@ -18,7 +18,8 @@ from faust.types import TP, TopicT
 from app.catalog import default_catalog
 from app.contracts.models import model
 from app.domain.errors import ReasonCode, SyncError
-from app.domain.outputs import JSON, Output
+from app.domain.outputs import JSON, Output, Retry
+from app.engine import routes
 from app.engine.failpoints import FailPoints
 from app.engine.keyed import KeyedRunner, Record
 from app.engine.producer import App
@@ -34,8 +35,8 @@ SOURCE_DOMAINS = ("crm-cdc", "erp-events")  # topics the CRM's CDC and the ERP w
 BATCH_OVERHEAD = 16 * 1024
 
 
-def _headers(out: Output) -> tuple[tuple[str, bytes], ...]:
-    return tuple((k, v.encode()) for k, v in out.headers)
+def _encoded(headers: tuple[tuple[str, str], ...]) -> tuple[tuple[str, bytes], ...]:
+    return tuple((k, v.encode()) for k, v in headers)
 
 
 class Outputs:
@@ -62,12 +63,6 @@ class Outputs:
             self._topics[key] = self.app.topic(full_name, key_serializer="raw", value_serializer="raw")
         return self._topics[key]
 
-    def _subject_topic(self, out: Output, target: str) -> str:
-        """Whose ``<topic>-value`` subject the value is encoded under: a command sent through a retry tier
-        goes back to its own topic, so it carries that topic's schema id (tiers have no contract)."""
-        back_to = dict(out.headers).get("x-retry-target-catalog")
-        return self.settings.topic(back_to) if back_to else target
-
     def sized(self, record: Record) -> Record:
         """A record the broker will take. Checked before any state is written: a send refused after it
         would leave state that says the output went out (the input quarantined, the output lost)."""
@@ -83,16 +78,21 @@ class Outputs:
         an output larger than the broker takes is a MESSAGE_TOO_LARGE error, before any state is written."""
         ready = []
         for out in outputs:
-            target = self.settings.topic(out.topic)
             if isinstance(out, Message):
-                ready.append(Record(target, out.key, out.value, out.headers, out.partition))
-            elif out.contract == JSON:
-                ready.append(Record(target, out.key.encode(), orjson.dumps(out.value), _headers(out), out.partition))
-            else:
-                encoder = await self.runtime.encoder(self._subject_topic(out, target), out.contract)
-                record = model(out.contract).model_validate(out.value)
-                encoded = encoder.encode(record.to_avro())
-                ready.append(Record(target, out.key.encode(), encoded, _headers(out), out.partition))
+                ready.append(Record(self.settings.topic(out.topic), out.key, out.value, out.headers, out.partition))
+                continue
+            where = routes.route(out)
+            target = self.settings.topic(where.topic)
+            value, headers = routes.record(out), _encoded(routes.headers(out))
+            if where.contract == JSON:
+                ready.append(Record(target, out.key.encode(), orjson.dumps(value), headers, out.partition))
+                continue
+            # a command sent through a retry tier goes back to its own topic, so it carries that
+            # topic's schema id (tiers have no contract)
+            subject = self.settings.topic(routes.route(out.command).topic) if isinstance(out, Retry) else target
+            encoder = await self.runtime.encoder(subject, where.contract)
+            encoded = encoder.encode(model(where.contract).model_validate(value).to_avro())
+            ready.append(Record(target, out.key.encode(), encoded, headers, out.partition))
         return [self.sized(r) for r in ready]
 
     async def send(self, records: list[Record]) -> None:

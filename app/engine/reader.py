@@ -19,12 +19,13 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from app.client_config import kafka_address, kafka_config
+from app.domain.errors import ServiceError
 from app.settings import Settings
 
 TIMEOUT_S = 15.0  # metadata calls, and the longest silence while partitions remain unread
 
 
-class ReadError(Exception):
+class ReadError(ServiceError):
     """A topic cannot be read; the message says why and what to check."""
 
 

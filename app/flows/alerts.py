@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import orjson
 
-from app.domain.outputs import Output
+from app.domain.outputs import DriftAlert, Output
 from app.flows.step import Message, Write
 
 OPEN_ALERTS = "open-drift-alerts"
@@ -19,7 +19,7 @@ OPEN_ALERTS = "open-drift-alerts"
 def alert_writes(outputs: Sequence[Output | Message]) -> list[Write]:
     writes = []
     for out in outputs:
-        if not isinstance(out, Output) or out.topic != "sync.drift-alerts":
+        if not isinstance(out, DriftAlert):
             continue
         v = out.value
         key = v["alert_id"].encode()

@@ -44,6 +44,7 @@ from app.domain.changes import Lineage, Op
 from app.domain.orders.deal import DealState
 from app.domain.orders.decide import DealChange, decide
 from app.domain.outputs import JSON
+from app.engine import routes
 from app.engine.reader import Subscription
 from app.engine.reference_store import ReferenceStore
 from app.engine.runtime import Runtime
@@ -228,11 +229,12 @@ def python_ceiling(env: Env, total: int) -> float:
         decision = decide(state, event, refs, runtime.policy, dt.datetime.now(dt.UTC))
         ready = []
         for o in decision.outputs:
-            topic = s.topic(o.topic)
-            if o.contract == JSON:  # internal topics (parity facts) are JSON, as in the agents
-                ready.append((topic, o.key.encode(), orjson.dumps(o.value)))
+            where, record = routes.route(o), routes.record(o)
+            topic = s.topic(where.topic)
+            if where.contract == JSON:  # internal topics (parity facts) are JSON, as in the agents
+                ready.append((topic, o.key.encode(), orjson.dumps(record)))
                 continue
-            value = encoder(topic, o.contract).encode(model(o.contract).model_validate(o.value).to_avro())
+            value = encoder(topic, where.contract).encode(model(where.contract).model_validate(record).to_avro())
             ready.append((topic, o.key.encode(), value))
         states[opp] = decision.state.model_dump_json().encode()
         for topic, key, value in ready:

@@ -20,7 +20,9 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from app.client_config import kafka_address, kafka_config, registry_config
 from app.contracts import default_index
 from app.contracts.models import model
+from app.domain.errors import ServiceError
 from app.domain.outputs import Output
+from app.engine import routes
 from app.engine.reader import TIMEOUT_S, MissingTopicError
 from app.ops.reconcile import read_changelog
 from app.readmodels import exception_ledger as ledger
@@ -30,7 +32,7 @@ from app.settings import Settings
 FLUSH_S = 30
 
 
-class OpsError(Exception):
+class OpsError(ServiceError):
     """Kafka or the registry cannot be used; the message says why and what to check."""
 
 
@@ -74,13 +76,14 @@ class AvroOutputs:
 
     def encode(self, out: Output) -> tuple[str, bytes, bytes]:
         """``(topic, key, value)`` of ``out``; OpsError when the registry cannot encode it."""
-        topic = self.settings.topic(out.topic)
-        record = model(out.contract).model_validate(out.value).to_avro()
+        where = routes.route(out)
+        topic = self.settings.topic(where.topic)
+        record = model(where.contract).model_validate(routes.record(out)).to_avro()
         try:
-            value = self._serializer(out.contract)(record, SerializationContext(topic, MessageField.VALUE))
+            value = self._serializer(where.contract)(record, SerializationContext(topic, MessageField.VALUE))
         except Exception as exc:  # SchemaRegistryError, SerializationError, httpx/OS errors
             raise OpsError(
-                f"cannot encode {out.contract} for {topic} with the registry at {self.settings.registry_url}: {exc} "
+                f"cannot encode {where.contract} for {topic} with the registry at {self.settings.registry_url}: {exc} "
                 "(are the subjects registered? run `crm-erp-sync schemas register`)"
             ) from exc
         return topic, out.key.encode(), value

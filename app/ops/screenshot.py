@@ -9,10 +9,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from app.domain.errors import ServiceError
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
-class ScreenshotError(Exception):
+class ScreenshotError(ServiceError):
     """No browser, no Playwright, or the page did not load; the message says which."""
 
 

@@ -22,6 +22,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from app.domain.errors import ServiceError
 from app.settings import Settings
 from app.sim import crm
 from app.sim import debezium as dbz
@@ -32,7 +33,7 @@ EVENTS = "erp.events.sales-order"
 EVENT_CONTRACT = "io.crmerpsync.erp.events.ErpOrderEvent"
 
 
-class SimulateError(Exception):
+class SimulateError(ServiceError):
     """The platform is not ready for the simulator (no topic, no registered contract)."""
 
 

@@ -25,12 +25,12 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
+from app.domain.errors import ServiceError
 from app.domain.masking import mask_text
-from app.domain.outputs import AUDIT, RESOLUTION, Output
+from app.domain.outputs import AuditRecord, ExceptionResolved, Output
 
 TABLE = "exception-ledger"
 RESOLUTIONS_TOPIC = "sync.exception-resolutions"
-AUDIT_TOPIC = "sync.audit"
 
 
 def changelog_topic(app_id: str) -> str:
@@ -45,11 +45,11 @@ class Status(StrEnum):
     RESOLVED = "RESOLVED"
 
 
-class LedgerError(ValueError):
+class LedgerError(ServiceError, ValueError):
     """A ledger value that is not a ledger row."""
 
 
-class Refused(Exception):
+class Refused(ServiceError):
     """An operator action the ledger does not allow; the message says why."""
 
 
@@ -243,7 +243,7 @@ def resolution(exception_id: str, operator: str, kind: str, note: str | None, no
         "resolution": kind,
         "note": note,
     }
-    return Output(RESOLUTIONS_TOPIC, exception_id, RESOLUTION, value)
+    return ExceptionResolved(exception_id, value)
 
 
 def operator_audit(
@@ -270,7 +270,7 @@ def operator_audit(
         "topic": topic,
         "detail": detail,
     }
-    return Output(AUDIT_TOPIC, correlation_id or subject_id, AUDIT, value)
+    return AuditRecord(correlation_id or subject_id, value)
 
 
 def resolve(

@@ -18,6 +18,8 @@ from app.contracts.models import model
 from app.domain.outputs import JSON, Output
 from app.engine.failpoints import FailPoints
 from app.engine.keyed import Input, KeyedRunner, Record
+from app.engine.routes import headers as wire_headers
+from app.engine.routes import record, route
 from app.flows.step import OUTBOX_PREFIX, Message, Step, rows
 
 
@@ -37,10 +39,11 @@ class MemoryWire:
             if isinstance(out, Message):
                 records.append(Record(out.topic, out.key, out.value, out.headers, out.partition))
                 continue
-            if out.contract != JSON:
-                model(out.contract).model_validate(out.value)  # as the worker's encoder does
-            headers = tuple((k, v.encode()) for k, v in out.headers)
-            records.append(Record(out.topic, out.key.encode(), orjson.dumps(out.value), headers, out.partition))
+            where, value = route(out), record(out)
+            if where.contract != JSON:
+                model(where.contract).model_validate(value)  # as the worker's encoder does
+            headers = tuple((k, v.encode()) for k, v in wire_headers(out))
+            records.append(Record(where.topic, out.key.encode(), orjson.dumps(value), headers, out.partition))
         return records
 
     async def send(self, records: list[Record]) -> None:

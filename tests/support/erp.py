@@ -25,6 +25,7 @@ from app.domain.orders.deal import DealState
 from app.domain.orders.decide import Decision, decide
 from app.domain.orders.validation import Policy
 from app.domain.outputs import JSON, Output
+from app.engine.routes import record, route
 from tests.support.deals import NOW, Source, header, line, references
 
 OPP = "opp-1"
@@ -96,13 +97,14 @@ def contract_problems(outputs: list[Output]) -> list[str]:
     problems = []
     for out in outputs:
         try:
-            if out.contract == JSON:  # an internal topic's JSON message: it only has to serialise
-                orjson.dumps(out.value)
+            where = route(out)
+            if where.contract == JSON:  # an internal topic's JSON message: it only has to serialise
+                orjson.dumps(record(out))
                 continue
-            record = model(out.contract).model_validate(out.value)
-            fastavro.schemaless_writer(io.BytesIO(), _schema(out.contract), record.to_avro())
+            validated = model(where.contract).model_validate(record(out))
+            fastavro.schemaless_writer(io.BytesIO(), _schema(where.contract), validated.to_avro())
         except Exception as exc:
-            problems.append(f"{out.topic} {out.key}: {type(exc).__name__}: {exc}")
+            problems.append(f"{type(out).__name__} {out.key}: {type(exc).__name__}: {exc}")
     return problems
 
 
@@ -181,7 +183,7 @@ class Deal:
 
 def _values(decision: Decision | list[Output], topic: str) -> list[dict[str, Any]]:
     outputs = decision if isinstance(decision, list) else decision.outputs
-    return [o.value for o in outputs if o.topic == topic]
+    return [record(o) for o in outputs if route(o).topic == topic]
 
 
 def alerts(decision: Decision | list[Output]) -> list[dict[str, Any]]:

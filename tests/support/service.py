@@ -29,6 +29,7 @@ from app.domain.orders.references import Account
 from app.domain.orders.validation import Policy
 from app.domain.outputs import Output
 from app.engine.reference_store import ReferenceStore
+from app.engine.routes import record, route
 from app.serde import wire
 from app.sim import crm
 from tests.support.erp import contract_problems
@@ -136,17 +137,17 @@ class Service:
 
     def commands(self, opp: str | None = None) -> list[dict[str, Any]]:
         outs = self.by_deal[opp] if opp else self.outputs
-        return [o.value for o in outs if o.topic == "erp.commands.sales-order"]
+        return [record(o) for o in outs if route(o).topic == "erp.commands.sales-order"]
 
     def command_ids(self, opp: str, kind: str) -> set[str]:
         return {c["envelope"]["command_id"] for c in self.commands(opp) if c["command"]["-type"].endswith(kind)}
 
     def alerts(self, opp: str | None = None) -> list[dict[str, Any]]:
         outs = self.by_deal[opp] if opp else self.outputs
-        return [o.value for o in outs if o.topic == "sync.drift-alerts"]
+        return [record(o) for o in outs if route(o).topic == "sync.drift-alerts"]
 
     def updates(self, opp: str) -> list[dict[str, Any]]:
-        return [o.value for o in self.by_deal[opp] if o.topic == "crm.commands.update"]
+        return [record(o) for o in self.by_deal[opp] if route(o).topic == "crm.commands.update"]
 
     def exceptions(self, opp: str) -> list[dict[str, Any]]:
-        return [o.value for o in self.by_deal[opp] if o.topic == "sync.exceptions"]
+        return [record(o) for o in self.by_deal[opp] if route(o).topic == "sync.exceptions"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app import cli
+from app.engine.routes import route
 from app.ops import exceptions_cli, replay
 from app.readmodels import replay as R
 from app.readmodels.exception_ledger import Refused
@@ -109,7 +110,7 @@ def _planned(*topics: str) -> list[R.Injection]:
 
 def _run(monkeypatch, planned, producer, rate=2.0):
     monkeypatch.setattr(exceptions_cli.AvroOutputs, "__init__", lambda self, s, p=None: setattr(self, "producer", p))
-    monkeypatch.setattr(exceptions_cli.AvroOutputs, "encode", lambda self, o: (o.topic, o.key.encode(), b"avro"))
+    monkeypatch.setattr(exceptions_cli.AvroOutputs, "encode", lambda self, o: (route(o).topic, o.key.encode(), b"avro"))
     result = replay.Result(R.Selection(selected=[p.candidate for p in planned]), planned, False, None)
     clock, lines = _Clock(), []
     replay._replay(cli.get_settings(), producer, planned, {}, "bob", rate, result, lines.append, clock, clock.sleep)

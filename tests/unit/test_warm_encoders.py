@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from app.domain.errors import ReasonCode, SyncError, TransientError
-from app.domain.outputs import JSON, Output
+from app.domain.outputs import ParityFact
 from app.engine.app import build_app
 from app.engine.outputs import Outputs
 from app.engine.runtime import Runtime
@@ -60,9 +60,9 @@ def test_an_output_the_broker_would_refuse_is_an_error_before_any_state_is_writt
     """A send refused after the state write left state saying the output went out: the input was
     quarantined and the output lost (a replay is then a duplicate). prepare() refuses it first."""
     outputs, _ = _outputs()
-    huge = Output("sync.parity-facts", "EUR", JSON, {"opp": "x" * (outputs.limit + 1)})
+    huge = ParityFact("EUR", {"opp": "x" * (outputs.limit + 1)})
     with pytest.raises(SyncError) as refused:
         asyncio.run(outputs.prepare([huge]))
     assert refused.value.reason == ReasonCode.MESSAGE_TOO_LARGE
-    [fits] = asyncio.run(outputs.prepare([Output("sync.parity-facts", "EUR", JSON, {"opp": "x" * 1000})]))
+    [fits] = asyncio.run(outputs.prepare([ParityFact("EUR", {"opp": "x" * 1000})]))
     assert fits.topic.endswith("sync.parity-facts")

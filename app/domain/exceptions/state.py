@@ -20,7 +20,7 @@ from typing import Any
 from app.domain.envelope import SERVICE_ACTOR
 from app.domain.exceptions.escalation import Route, due_at, escalation, route_for
 from app.domain.masking import mask_text
-from app.domain.outputs import AUDIT, ESCALATION, Output
+from app.domain.outputs import AuditRecord, Escalation, ExceptionRaised, Output
 
 OPEN_STATES = frozenset({"OPEN", "PARKED", "RETRYING", "DEAD_LETTERED"})
 Row = dict[str, Any]
@@ -111,7 +111,7 @@ def on_check(row: Row | None, routes: list[Route], now: dt.datetime) -> tuple[Ro
         f"{route.mode} {route.team} on {route.channel} (route {route.name}), {record['overdue_minutes']} min over SLA"
     )
     return row, [
-        Output("sync.escalations", exception["exception_id"], ESCALATION, record),
+        Escalation(exception["exception_id"], record),
         _audit(exception["exception_id"], exception.get("correlation_id"), "ESCALATED", now, detail),
     ]
 
@@ -126,7 +126,7 @@ def _audit(subject: str, correlation_id: str | None, action: str, now: dt.dateti
         "correlation_id": correlation_id,
         "subject_id": subject,
         "causation_ids": [subject],
-        "topic": "sync.escalations" if action == "ESCALATED" else "sync.exceptions",
+        "topic": None,
         "detail": mask_text(detail)[:500],
     }
-    return Output("sync.audit", correlation_id or subject, AUDIT, value)
+    return AuditRecord(correlation_id or subject, value, about=Escalation if action == "ESCALATED" else ExceptionRaised)

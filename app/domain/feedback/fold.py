@@ -29,7 +29,7 @@ from app.domain.masking import mask_text
 from app.domain.orders.deal import DealState
 from app.domain.orders.decide import DealChange, Decision, Outcome, rebuild_create, retention
 from app.domain.orders.validation import Policy
-from app.domain.outputs import CRM_UPDATE, EXCEPTION, RESOLUTION, Output
+from app.domain.outputs import CrmUpdate, ExceptionRaised, ExceptionResolved, Output, retry
 from app.domain.parity.aggregate import fact_outputs
 from app.domain.parity.drift import judge, money
 
@@ -72,12 +72,12 @@ def on_erp_event(
     return Decision(state, Outcome.APPLIED, outputs)
 
 
-def _update_audit(update: Output, event: ErpEvent, now: dt.datetime) -> Output:
+def _update_audit(update: CrmUpdate, event: ErpEvent, now: dt.datetime) -> Output:
     command_id = update.value["envelope"]["command_id"]
-    return command_audit(command_id, update.key, [event.lineage.coordinates], update.topic, now)
+    return command_audit(command_id, update.key, [event.lineage.coordinates], CrmUpdate, now)
 
 
-def crm_update(state: DealState, event: ErpEvent, now: dt.datetime) -> Output:
+def crm_update(state: DealState, event: ErpEvent, now: dt.datetime) -> CrmUpdate:
     """The CRM's view of the order after ``event``: ERP-owned fields only."""
     erp = state.erp or ErpView()
     cancelled = state.order is None and bool(state.cancelled_orders)
@@ -104,7 +104,7 @@ def crm_update(state: DealState, event: ErpEvent, now: dt.datetime) -> Output:
         "amount_paid": money(erp.paid) if erp.payments else None,
         "currency": currency,
     }
-    return Output("crm.commands.update", state.opportunity_id, CRM_UPDATE, value)
+    return CrmUpdate(state.opportunity_id, value)
 
 
 def _retry(state: DealState, erp: ErpView, event: ErpEvent, delivery: str, refs, policy: Policy, now) -> list[Output]:
@@ -122,10 +122,9 @@ def _retry(state: DealState, erp: ErpView, event: ErpEvent, delivery: str, refs,
     headers = (
         ("x-retry-attempt", str(erp.retries)),
         ("x-retry-due-ms", str(int(now.timestamp() * 1000 + delay * 1000))),
-        ("x-retry-target-catalog", command.topic),
         ("x-reason", str(ReasonCode.ERP_REJECTED)),
     )
-    return [Output(f"sync.retry.{tier}", command.key, command.contract, command.value, headers), audit]
+    return [retry(command, tier, headers), audit]
 
 
 def _rejection(state: DealState, erp: ErpView, event: ErpEvent, now: dt.datetime, retrying: bool) -> list[Output]:
@@ -141,7 +140,7 @@ def _rejection(state: DealState, erp: ErpView, event: ErpEvent, now: dt.datetime
             "resolution": "SUPERSEDED",
             "note": f"the ERP accepted the order ({event.event_id})",
         }
-        return [Output("sync.exception-resolutions", exception_id, RESOLUTION, resolution)]
+        return [ExceptionResolved(exception_id, resolution)]
     if event.kind is not ErpKind.REJECTED or erp.accepted_at_ms is not None or exception_id:
         return []
     exception_id = f"{state.opportunity_id}:{reason}:{event.event_id}"
@@ -172,4 +171,4 @@ def _rejection(state: DealState, erp: ErpView, event: ErpEvent, now: dt.datetime
         "replay_count": 0,
         "status": "RETRYING" if retrying else "OPEN",
     }
-    return [Output("sync.exceptions", state.opportunity_id, EXCEPTION, value)]
+    return [ExceptionRaised(state.opportunity_id, value)]

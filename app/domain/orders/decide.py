@@ -33,7 +33,7 @@ from app.domain.masking import mask_text
 from app.domain.orders import retention
 from app.domain.orders.deal import DealState, Header, Line, OrderRef, Pos, merge
 from app.domain.orders.validation import Failure, Policy, Resolved, validate
-from app.domain.outputs import EXCEPTION, RESOLUTION, SALES_ORDER, Output
+from app.domain.outputs import ExceptionRaised, ExceptionResolved, OrderAction, Output, SalesOrderCommand
 from app.domain.parity.aggregate import fact_outputs, forget_outputs
 from app.domain.parity.drift import judge
 
@@ -284,9 +284,11 @@ def _address(a) -> dict[str, Any]:
     return {"street": a.street, "city": a.city, "state": None, "postal_code": a.postal_code, "country": a.country}
 
 
-def _command(topic_key: str, command_id: str, body: dict[str, Any], kind: str, event: DealChange, now) -> Output:
-    value = {"envelope": _envelope(command_id, event, now), "command": {"-type": kind, **body}}
-    return Output("erp.commands.sales-order", topic_key, SALES_ORDER, value)
+def _command(
+    key: str, command_id: str, body: dict[str, Any], action: OrderAction, event: DealChange, now
+) -> SalesOrderCommand:
+    value = {"envelope": _envelope(command_id, event, now), "command": body}
+    return SalesOrderCommand(key, value, action=action)
 
 
 def _terms(header: Header, lines: dict[str, Line], resolved: Resolved, now) -> dict[str, Any]:
@@ -365,8 +367,8 @@ def _create(state, terms: dict[str, Any], event: DealChange, now) -> list[Output
         commanded_at_ms=int(now.timestamp() * 1000),
         terms=_hashes(terms),
     )
-    kind = "io.crmerpsync.erp.commands.CreateSalesOrder"
-    return [_command(state.opportunity_id, command_id, body, kind, event, now), _audit(command_id, event, now)]
+    command = _command(state.opportunity_id, command_id, body, OrderAction.CREATE, event, now)
+    return [command, _audit(command_id, event, now)]
 
 
 _ALWAYS = ("amount", "currency", "lines")  # an amend carries the complete lines and their total
@@ -393,8 +395,8 @@ def _amend(state, terms: dict[str, Any], changed: list[str], event: DealChange, 
             "terms": _hashes(terms),
         }
     )
-    kind = "io.crmerpsync.erp.commands.AmendSalesOrder"
-    return [_command(state.opportunity_id, command_id, body, kind, event, now), _audit(command_id, event, now)]
+    command = _command(state.opportunity_id, command_id, body, OrderAction.AMEND, event, now)
+    return [command, _audit(command_id, event, now)]
 
 
 def _cancel(state: DealState, event: DealChange, now) -> list[Output]:
@@ -407,8 +409,8 @@ def _cancel(state: DealState, event: DealChange, now) -> list[Output]:
         reason = "DEAL_REOPENED"
     command_id = f"{state.opportunity_id}:cancel:{_latest_position(state)}"
     body = {"opportunity_id": state.opportunity_id, "order_number": _order_number(state), "reason": reason}
-    kind = "io.crmerpsync.erp.commands.CancelSalesOrder"
-    return [_command(state.opportunity_id, command_id, body, kind, event, now), _audit(command_id, event, now)]
+    command = _command(state.opportunity_id, command_id, body, OrderAction.CANCEL, event, now)
+    return [command, _audit(command_id, event, now)]
 
 
 # --- exceptions and audit ----------------------------------------------------------------
@@ -453,7 +455,7 @@ def _raise_exceptions(state: DealState, failures: list[Failure], event: DealChan
             "replay_count": 0,
             "status": "PARKED" if c.parks else "OPEN",
         }
-        outputs.append(Output("sync.exceptions", state.opportunity_id, EXCEPTION, value))
+        outputs.append(ExceptionRaised(state.opportunity_id, value))
     return outputs
 
 
@@ -474,9 +476,9 @@ def _settle_exceptions(
             "resolution": resolution,
             "note": f"cleared by {event.change.position.label() if event.change else 'a dependency re-check'}",
         }
-        outputs.append(Output("sync.exception-resolutions", exception_id, RESOLUTION, value))
+        outputs.append(ExceptionResolved(exception_id, value))
     return outputs
 
 
 def _audit(subject_id: str, event: DealChange, now) -> Output:
-    return command_audit(subject_id, event.opportunity_id, [event.lineage.coordinates], "erp.commands.sales-order", now)
+    return command_audit(subject_id, event.opportunity_id, [event.lineage.coordinates], SalesOrderCommand, now)

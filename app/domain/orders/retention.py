@@ -21,7 +21,7 @@ import datetime as dt
 
 from app.domain.orders.deal import DealState
 from app.domain.orders.validation import Policy
-from app.domain.outputs import JSON, Output
+from app.domain.outputs import Output, RowRelease
 
 LOST_STAGE = "CLOSED_LOST"
 
@@ -72,10 +72,8 @@ def row_index_outputs(state: DealState) -> list[Output]:
     lives in the partitions of the CDC line topic, so each request goes to the partition the line's
     rows were read from (``sync.row-index`` is read by the ingest agent beside the CDC topics)."""
     return [
-        Output(
-            "sync.row-index",
+        RowRelease(
             f"line:{line_id}",
-            JSON,
             {"forget": f"line:{line_id}", "opp": state.opportunity_id},
             partition=partition,
         )

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from app.domain.envelope import SERVICE_ACTOR
 from app.domain.orders.deal import DealState
-from app.domain.outputs import AUDIT, DRIFT_ALERT, JSON, Output
+from app.domain.outputs import AuditRecord, DriftAlert, Output, ParityFact
 
 WINDOWS = {"1h": 3_600_000, "1d": 86_400_000}  # window name -> length (ms): the default tumbling windows
 KEEP_WINDOWS = 48  # windows kept per length
@@ -72,10 +72,8 @@ def facts(state: DealState) -> list[Fact]:
 
 def fact_outputs(state: DealState) -> list[Output]:
     return [
-        Output(
-            "sync.parity-facts",
+        ParityFact(
             f.currency,
-            JSON,
             {
                 "opp": f.opportunity_id,
                 "side": f.side,
@@ -92,10 +90,8 @@ def forget_outputs(state: DealState) -> list[Output]:
     """A retired deal's contributions dropped from the parity entries, not from the window sums: a
     retired deal changes no more, so what it added to its windows stays counted there."""
     return [
-        Output(
-            "sync.parity-facts",
+        ParityFact(
             sent[0],
-            JSON,
             {"forget": True, "opp": state.opportunity_id, "side": side, "currency": sent[0]},
         )
         for side, sent in sorted(state.parity.items())
@@ -244,10 +240,7 @@ def _records(currency: str, window: str, start: int, b: Bucket, now: dt.datetime
         "correlation_id": None,
         "subject_id": b.alert_id,
         "causation_ids": [],
-        "topic": "sync.drift-alerts",
+        "topic": None,
         "detail": detail[:500],
     }
-    return [
-        Output("sync.drift-alerts", b.alert_id or "", DRIFT_ALERT, value),
-        Output("sync.audit", currency, AUDIT, audit),
-    ]
+    return [DriftAlert(b.alert_id or "", value), AuditRecord(currency, audit, about=DriftAlert)]

@@ -15,7 +15,7 @@ from app.domain.envelope import SERVICE_ACTOR
 from app.domain.feedback.lifecycle import AlertRef
 from app.domain.orders.deal import DealState
 from app.domain.orders.validation import Policy
-from app.domain.outputs import AUDIT, DRIFT_ALERT, Output
+from app.domain.outputs import AuditRecord, DriftAlert, Output
 from app.domain.parity.rules import Finding, findings
 
 CENT = Decimal("0.01")
@@ -80,10 +80,7 @@ def _records(state: DealState, ref: AlertRef, finding: Finding | None, key: str,
         "correlation_id": state.opportunity_id,
         "subject_id": ref.alert_id,
         "causation_ids": [e.event_id for e in (erp.events[-1:] if erp else [])],
-        "topic": "sync.drift-alerts",
+        "topic": None,
         "detail": value["detail"][:500],
     }
-    return [
-        Output("sync.drift-alerts", ref.alert_id, DRIFT_ALERT, value),
-        Output("sync.audit", state.opportunity_id, AUDIT, audit),
-    ]
+    return [DriftAlert(ref.alert_id, value), AuditRecord(state.opportunity_id, audit, about=DriftAlert)]

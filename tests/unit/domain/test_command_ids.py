@@ -21,6 +21,7 @@ from app.domain.feedback.lifecycle import ErpKind
 from app.domain.orders.decide import decide
 from app.domain.orders.references import Product
 from app.domain.orders.validation import Policy
+from app.engine.routes import record, route
 from app.flows import deals as deal_flow
 from tests.support.deals import NOW, Source, header, line, references
 from tests.support.driver import Driver, inp
@@ -60,7 +61,7 @@ def test_two_amends_decided_by_rechecks_get_two_ids():
         refs.prices[(product, "EUR")] = Decimal(price)
         decision = decide(state, src.event(OPP, None), refs, POLICY, NOW + dt.timedelta(minutes=n))
         state = decision.state
-        [amend] = [o.value for o in decision.outputs if o.topic == "erp.commands.sales-order"]
+        [amend] = [record(o) for o in decision.outputs if route(o).topic == "erp.commands.sales-order"]
         assert _kind(amend) == "AmendSalesOrder" and amend["command"]["amount"] == total
         ids.append(amend["envelope"]["command_id"])
     assert len(set(ids)) == 2, ids
@@ -101,7 +102,7 @@ def test_every_command_is_audited_cancels_included():
     deal = Deal()
     decision = deal.header(NOW, stage="CLOSED_LOST")
     [cancel] = commands(decision)
-    audits = [o.value for o in decision.outputs if o.topic == "sync.audit"]
+    audits = [record(o) for o in decision.outputs if route(o).topic == "sync.audit"]
     assert [a["subject_id"] for a in audits] == [cancel["envelope"]["command_id"]]
 
 
@@ -169,14 +170,14 @@ def test_any_history_gives_one_content_per_command_id_and_the_same_ids_again_on_
 def test_crm_updates_and_customer_upserts_are_audited_too():
     deal = Deal()
     accepted = deal.erp(ErpKind.ACCEPTED, NOW + dt.timedelta(minutes=1))
-    [update] = [o.value for o in accepted.outputs if o.topic == "crm.commands.update"]
-    [audit] = [o.value for o in accepted.outputs if o.topic == "sync.audit"]
+    [update] = [record(o) for o in accepted.outputs if route(o).topic == "crm.commands.update"]
+    [audit] = [record(o) for o in accepted.outputs if route(o).topic == "sync.audit"]
     assert audit["subject_id"] == update["envelope"]["command_id"] and audit["topic"] == "crm.commands.update"
 
     command = {"envelope": {"command_id": "001-1:upsert:lsn:7"}, "command": {}}
     lineage = Lineage("crm.public.account", 0, 42, 7, None)
     sent = customer_outputs(command, "001-1", lineage, NOW)
-    assert [o.topic for o in sent] == ["erp.commands.customer", "sync.audit"]
+    assert [route(o).topic for o in sent] == ["erp.commands.customer", "sync.audit"]
     assert sent[1].value["subject_id"] == "001-1:upsert:lsn:7" and sent[1].value["causation_ids"] == [
         lineage.coordinates
     ]

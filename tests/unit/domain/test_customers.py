@@ -13,9 +13,10 @@ from app.cdc.envelope import normalise
 from app.contracts import default_index
 from app.contracts.models import model
 from app.domain.changes import Lineage, RowChange
-from app.domain.customers import ALLOWED_FIELDS, CUSTOMER_COMMAND, erp_view, upsert_customer
+from app.domain.customers import ALLOWED_FIELDS, erp_view, upsert_customer
 from app.domain.orders.references import Account
 from app.domain.orders.validation import Policy
+from app.domain.outputs import CUSTOMER_COMMAND
 from app.sim import debezium as sim
 from tests.support.deals import NOW
 

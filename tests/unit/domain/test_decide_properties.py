@@ -31,6 +31,7 @@ from app.domain.orders.deal import DealState
 from app.domain.orders.decide import DealChange, decide
 from app.domain.orders.validation import ERP_PRICE_LIMIT, Policy
 from app.domain.outputs import JSON
+from app.engine.routes import route
 from app.sim import debezium as dbz
 from tests.support.deals import NOW, references
 
@@ -129,11 +130,11 @@ def through_the_wire(table: str, envelope: dict) -> dict:
 
 
 def assert_valid_output(out) -> None:
-    if out.contract == JSON:
+    if route(out).contract == JSON:
         orjson.dumps(out.value)
         return
-    record = model(out.contract).model_validate(out.value)
-    fastavro.schemaless_writer(io.BytesIO(), parsed(out.contract), record.to_avro())
+    record = model(route(out).contract).model_validate(out.value)
+    fastavro.schemaless_writer(io.BytesIO(), parsed(route(out).contract), record.to_avro())
 
 
 def _line(qty: str, unit: str, total: str | None) -> dict:
@@ -214,7 +215,7 @@ def test_what_the_property_found_is_now_rejected_with_a_reason_code():
             decision = decide(state, event, references(), POLICY, NOW)
             state = decision.state
         assert decision.outcome == "rejected", name
-        assert {o.value["reason_code"] for o in decision.outputs if o.topic == "sync.exceptions"} & {
+        assert {o.value["reason_code"] for o in decision.outputs if route(o).topic == "sync.exceptions"} & {
             "PRICE_OUT_OF_POLICY",
             "AMOUNT_MISMATCH",
         }, name

@@ -8,6 +8,8 @@ from app.domain.orders.decide import Outcome
 from app.domain.orders.validation import Policy
 from app.domain.outputs import JSON
 from app.domain.parity.rules import next_check_ms
+from app.engine.routes import headers as wire_headers
+from app.engine.routes import record, route
 from tests.support.deals import NOW, references
 from tests.support.erp import (
     OPP,
@@ -54,7 +56,7 @@ def test_each_crm_update_is_an_idempotent_command_caused_by_its_erp_event():
     deal = Deal()
     event = deal.event(ErpKind.ACCEPTED, at(minutes=5))
     d = deal.feed(event, at(minutes=5))
-    [out] = [o for o in d.outputs if o.topic == "crm.commands.update"]
+    [out] = [o for o in d.outputs if route(o).topic == "crm.commands.update"]
     envelope = out.value["envelope"]
     assert out.key == OPP and out.value["opportunity_id"] == OPP and out.value["account_id"] == "acc-1"
     assert envelope["command_id"] == f"{OPP}:crm-update:{event.event_id}"
@@ -124,7 +126,7 @@ def test_an_erp_rejection_raises_an_erp_rejected_exception_and_no_missing_accept
     deal = Deal()
     reject = deal.event(ErpKind.REJECTED, at(minutes=3), reason_text="credit limit exceeded", retryable=True)
     d = deal.feed(reject, at(minutes=3))
-    [exc] = [o for o in d.outputs if o.topic == "sync.exceptions"]
+    [exc] = [o for o in d.outputs if route(o).topic == "sync.exceptions"]
     v = exc.value
     assert exc.key == OPP and v["exception_id"] == f"{OPP}:ERP_REJECTED:{reject.event_id}"
     assert v["reason_code"] == "ERP_REJECTED" and v["status"] == "OPEN" and v["correlation_id"] == OPP
@@ -142,11 +144,14 @@ def test_an_erp_rejection_raises_an_erp_rejected_exception_and_no_missing_accept
 def test_a_later_acceptance_resolves_the_rejection_exception():
     deal = Deal()
     d = deal.erp(ErpKind.REJECTED, at(minutes=3))
-    [raised] = [o.value for o in d.outputs if o.topic == "sync.exceptions"]
+    [raised] = [record(o) for o in d.outputs if route(o).topic == "sync.exceptions"]
     second = deal.erp(ErpKind.REJECTED, at(minutes=4), reason_code="BLOCKED")
-    assert [o.topic for o in second.outputs] == ["crm.commands.update", "sync.audit"]  # one exception per rejection
+    assert [route(o).topic for o in second.outputs] == [
+        "crm.commands.update",
+        "sync.audit",
+    ]  # one exception per rejection
     accepted = deal.erp(ErpKind.ACCEPTED, at(minutes=10))
-    [res] = [o for o in accepted.outputs if o.topic == "sync.exception-resolutions"]
+    [res] = [o for o in accepted.outputs if route(o).topic == "sync.exception-resolutions"]
     assert res.key == raised["exception_id"] and res.value["exception_id"] == raised["exception_id"]
     assert res.value["resolution"] == "SUPERSEDED" and res.value["resolved_at"] == at(minutes=10).isoformat()
     assert statuses(updates(accepted)[0])[0] == "ACCEPTED"
@@ -161,7 +166,7 @@ def test_an_unrelated_crm_edit_does_not_resolve_an_open_erp_rejection():
     renamed = deal.header(at(minutes=10), name="ACME expansion (renamed)")  # no amend: the order is unchanged
     assert commands(renamed) == []
     assert deal.state.erp.rejected == "CREDIT_LIMIT"
-    resolutions = [o.value for o in renamed.outputs if o.topic == "sync.exception-resolutions"]
+    resolutions = [record(o) for o in renamed.outputs if route(o).topic == "sync.exception-resolutions"]
     assert resolutions == [], f"the ERP_REJECTED exception was resolved by a CRM rename: {resolutions}"
     assert "ERP_REJECTED" in deal.state.open_exceptions
 
@@ -172,14 +177,14 @@ def test_a_rejection_exception_ends_with_its_order_and_the_next_orders_rejection
     the rejection of the *new* order (``feedback._rejection`` saw one open and raised nothing)."""
     deal = Deal()
     first = deal.erp(ErpKind.REJECTED, at(minutes=3))
-    [old] = [o.value["exception_id"] for o in first.outputs if o.topic == "sync.exceptions"]
+    [old] = [o.value["exception_id"] for o in first.outputs if route(o).topic == "sync.exceptions"]
     reopen = deal.header(at(hours=1), stage="NEGOTIATION")  # cancels the rejected order
-    settled = [o.value["exception_id"] for o in reopen.outputs if o.topic == "sync.exception-resolutions"]
+    settled = [o.value["exception_id"] for o in reopen.outputs if route(o).topic == "sync.exception-resolutions"]
     assert settled == [old], f"the cancelled order's rejection exception stays open: {deal.state.open_exceptions}"
 
     deal.header(at(hours=2))  # re-closed: a new order
     again = deal.erp(ErpKind.REJECTED, at(hours=2, minutes=5), reason_code="BLOCKED")
-    raised = [o.value["exception_id"] for o in again.outputs if o.topic == "sync.exceptions"]
+    raised = [o.value["exception_id"] for o in again.outputs if route(o).topic == "sync.exceptions"]
     assert len(raised) == 1 and raised != [old], "the new order's rejection raised no exception of its own"
 
 
@@ -312,7 +317,9 @@ def test_every_output_of_the_feedback_flow_is_a_valid_record_of_its_contract():
     deal.erp(ErpKind.DISPUTED, at(days=4))
     deal.header(at(days=5), stage="CLOSED_LOST")  # cancel
     deal.erp(ErpKind.SHIPPED, at(days=6), lines=[ship("l2", "1")])
-    kinds = {o.contract.rsplit(".", 1)[-1] for o in deal.outputs if o.contract != JSON}  # registry contracts
+    kinds = {
+        route(o).contract.rsplit(".", 1)[-1] for o in deal.outputs if route(o).contract != JSON
+    }  # registry contracts
     assert kinds == {
         "SalesOrderCommand",
         "AuditRecord",
@@ -333,17 +340,17 @@ def test_a_retryable_rejection_sends_the_same_create_through_the_retry_tiers_unt
     deal = Deal(policy=Policy(retry_tiers=(("10s", 10.0), ("1m", 60.0))))
     create_id = deal.state.order.create_command_id
     first = deal.erp(ErpKind.REJECTED, at(minutes=3), retryable=True)
-    [retry] = [o for o in first.outputs if o.topic == "sync.retry.10s"]
+    [retry] = [o for o in first.outputs if route(o).topic == "sync.retry.10s"]
     assert retry.value["envelope"]["command_id"] == create_id and retry.key == OPP
-    headers = dict(retry.headers)
+    headers = dict(wire_headers(retry))
     assert headers["x-retry-target-catalog"] == "erp.commands.sales-order" and headers["x-retry-attempt"] == "1"
     assert int(headers["x-retry-due-ms"]) == ms(at(minutes=3)) + 10_000
-    [exc] = [o.value for o in first.outputs if o.topic == "sync.exceptions"]
+    [exc] = [record(o) for o in first.outputs if route(o).topic == "sync.exceptions"]
     assert exc["status"] == "RETRYING"
     second = deal.erp(ErpKind.REJECTED, at(minutes=4), retryable=True)
-    assert [o.topic for o in second.outputs if o.topic.startswith("sync.retry.")] == ["sync.retry.1m"]
+    assert [route(o).topic for o in second.outputs if route(o).topic.startswith("sync.retry.")] == ["sync.retry.1m"]
     third = deal.erp(ErpKind.REJECTED, at(minutes=6), retryable=True)
-    assert not [o for o in third.outputs if o.topic.startswith("sync.retry.")]  # the tiers are used up
+    assert not [o for o in third.outputs if route(o).topic.startswith("sync.retry.")]  # the tiers are used up
     accepted = deal.erp(ErpKind.ACCEPTED, at(minutes=7))
-    [resolution] = [o.value for o in accepted.outputs if o.topic == "sync.exception-resolutions"]
+    [resolution] = [record(o) for o in accepted.outputs if route(o).topic == "sync.exception-resolutions"]
     assert resolution["exception_id"] == exc["exception_id"]

@@ -18,6 +18,7 @@ from app.domain.feedback.lifecycle import (
 from app.domain.orders.deal import DealState
 from app.domain.orders.decide import Outcome
 from app.domain.parity.rules import DriftKind, expectations, findings, next_check_ms
+from app.engine.routes import record, route
 from tests.support.erp import (
     OPP,
     Deal,
@@ -216,7 +217,7 @@ def test_paying_more_than_was_invoiced_is_a_gap():
 def test_a_shipment_on_an_order_cancelled_because_the_deal_was_reopened_is_a_critical_gap():
     deal = accepted_deal()
     reopen = deal.header(at(hours=1), stage="NEGOTIATION")
-    [cancel] = [o.value["command"] for o in reopen.outputs if o.topic == "erp.commands.sales-order"]
+    [cancel] = [record(o)["command"] for o in reopen.outputs if route(o).topic == "erp.commands.sales-order"]
     assert cancel["-type"].endswith("CancelSalesOrder") and cancel["reason"] == "DEAL_REOPENED"
     assert deal.state.order is None and len(deal.state.cancelled_orders) == 1
     d = deal.erp(ErpKind.SHIPPED, at(days=1))

@@ -12,6 +12,7 @@ from app.domain.feedback.lifecycle import ErpKind
 from app.domain.orders.decide import Outcome, retention
 from app.domain.orders.validation import Policy
 from app.domain.parity.aggregate import Thresholds
+from app.engine.routes import record, route
 from app.flows import deals as deal_flow
 from app.flows import ledger as ledger_flow
 from app.flows import parity as parity_flow
@@ -96,10 +97,10 @@ def test_retiring_a_paid_deal_withdraws_its_parity_entries_and_its_lines_from_th
     deal.erp(ErpKind.PAID, at(days=20))
     retired = deal.recheck(retention.forget_at(deal.state, POLICY))
     assert retired.outcome is Outcome.RETIRED
-    assert [o.value for o in retired.outputs if o.topic == "sync.parity-facts"] == [
+    assert [record(o) for o in retired.outputs if route(o).topic == "sync.parity-facts"] == [
         {"forget": True, "opp": OPP, "side": side, "currency": "EUR"} for side in ("crm", "erp")
     ]
-    index = [(o.key, o.value, o.partition) for o in retired.outputs if o.topic == "sync.row-index"]
+    index = [(o.key, o.value, o.partition) for o in retired.outputs if route(o).topic == "sync.row-index"]
     assert index == [(f"line:{i}", {"forget": f"line:{i}", "opp": OPP}, 0) for i in ("l1", "l2")]
 
 
@@ -130,7 +131,7 @@ def test_a_lost_deal_is_tombstoned_from_every_table_once_its_period_is_over():
     assert all(key not in rows for rows in driver.tables.values())
     assert list(driver.outbox) == [b"\x1f" + key]  # the retiring input's own entry, until it is committed
     # the cancel already withdrew its parity contribution; its line leaves the row index
-    assert [(o.topic, o.key) for o in done.outputs] == [("sync.row-index", "line:l1")]
+    assert [(route(o).topic, o.key) for o in done.outputs] == [("sync.row-index", "line:l1")]
 
 
 def test_a_forgotten_contribution_leaves_the_parity_entries_and_keeps_the_window_sums():

@@ -10,6 +10,7 @@ from decimal import Decimal
 import pytest
 
 from app.contracts.models import model
+from app.engine.routes import route
 from app.readmodels import exception_ledger as L
 from app.readmodels.exception_ledger import Entry, Refused
 
@@ -247,12 +248,12 @@ def test_resolve_refuses_an_unknown_or_already_resolved_exception():
 def test_resolve_gives_a_manual_resolution_and_an_operator_audit_that_fit_their_contracts():
     e = entry("e1", correlation_id="opp-1")
     res, audit = L.resolve({"e1": e}, "e1", "bob", "fixed the mapping by hand", NOW)
-    assert (res.topic, res.key) == ("sync.exception-resolutions", "e1")
-    assert (audit.topic, audit.key) == ("sync.audit", "opp-1")  # the correlation id when known
-    r = model(res.contract).model_validate(res.value)
+    assert (route(res).topic, res.key) == ("sync.exception-resolutions", "e1")
+    assert (route(audit).topic, audit.key) == ("sync.audit", "opp-1")  # the correlation id when known
+    r = model(route(res).contract).model_validate(res.value)
     assert (r.exception_id, r.resolved_by, str(r.resolution.value), r.resolved_at) == ("e1", "bob", "MANUAL", NOW)
     assert r.note == "fixed the mapping by hand"
-    a = model(audit.contract).model_validate(audit.value)
+    a = model(route(audit).contract).model_validate(audit.value)
     assert (a.action.value, a.actor, a.actor_kind.value, a.subject_id) == (
         "EXCEPTION_RESOLVED",
         "bob",

@@ -7,6 +7,7 @@ import datetime as dt
 import pytest
 
 from app.contracts.models import model
+from app.engine.routes import route
 from app.readmodels import replay as R
 from app.readmodels.replay import Candidate, Criteria, Skip
 
@@ -171,13 +172,13 @@ def test_plan_refuses_what_cannot_be_replayed():
 def test_closing_records_audit_the_replay_and_resolve_the_exception_within_their_contracts():
     inj = R.plan(dead(), "r123", "bob")
     audit, res = R.closing_records(inj, "bob", NOW, correlation_id="opp-1")
-    a = model(audit.contract).model_validate(audit.value)
-    assert (audit.topic, audit.key) == ("sync.audit", "opp-1")
+    a = model(route(audit).contract).model_validate(audit.value)
+    assert (route(audit).topic, audit.key) == ("sync.audit", "opp-1")
     assert (a.action.value, a.actor, a.actor_kind.value, a.occurred_at) == ("REPLAYED", "bob", "OPERATOR", NOW)
     assert (a.subject_id, a.causation_ids, a.topic) == (f"dlq:{SRC}/2/7", [f"dlq:{SRC}/2/7"], SRC)
     assert "r123" in a.detail and SRC in a.detail and a.audit_id == f"audit:dlq:{SRC}/2/7:replayed:r123"
-    r = model(res.contract).model_validate(res.value)
-    assert (res.topic, res.key) == ("sync.exception-resolutions", f"dlq:{SRC}/2/7")
+    r = model(route(res).contract).model_validate(res.value)
+    assert (route(res).topic, res.key) == ("sync.exception-resolutions", f"dlq:{SRC}/2/7")
     assert (r.resolution.value, r.resolved_by, r.note, r.resolved_at) == ("REPLAYED", "bob", "replayed as r123", NOW)
     audit, _ = R.closing_records(inj, "bob", NOW)
     assert audit.key == f"dlq:{SRC}/2/7" and audit.value["correlation_id"] is None

@@ -17,6 +17,7 @@ from app.domain.feedback.fold import on_erp_event
 from app.domain.feedback.lifecycle import ErpKind
 from app.domain.orders.deal import DealState
 from app.domain.orders.validation import Policy
+from app.engine import routes
 from app.settings import REPO_ROOT
 from app.sim.erp_system import CANCEL, CREATE, Command, ErpConfig, ErpSystem
 from tests.support.deals import NOW
@@ -341,7 +342,7 @@ def test_a_rejection_raises_an_exception_not_drift():
     run.deliver()
     assert run.alerts() == []
     assert updates(run.deal.outputs)[-1]["order_status"] == "REJECTED"
-    exceptions = [o.value for o in run.deal.outputs if o.topic == "sync.exceptions"]
+    exceptions = [routes.record(o) for o in run.deal.outputs if routes.route(o).topic == "sync.exceptions"]
     assert [e["reason_code"] for e in exceptions] == ["ERP_REJECTED"]
     assert DealState.model_validate_json(run.deal.stored).erp.rejected == "CREDIT_LIMIT"
 
