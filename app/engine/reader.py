@@ -140,13 +140,13 @@ def fold(messages: Iterable[Message]) -> dict[bytes, bytes]:
     a null value removing the key."""
     latest: dict[bytes, bytes] = {}
     for msg in messages:
-        key = msg.key()
+        key, value = msg.key(), msg.value()
         if key is None:
             continue
-        if msg.value() is None:
+        if value is None:
             latest.pop(key, None)
         else:
-            latest[key] = msg.value()
+            latest[key] = value
     return latest
 
 
@@ -188,7 +188,7 @@ class Subscription:
 
     def commit(self, msg: Message) -> None:
         """Commit past ``msg`` and wait for the broker's answer."""
-        self._consumer.commit(msg, asynchronous=False)
+        self._consumer.commit(message=msg, asynchronous=False)
 
     def close(self) -> None:
         self._consumer.close()
