@@ -190,5 +190,13 @@ class Subscription:
         """Commit past ``msg`` and wait for the broker's answer."""
         self._consumer.commit(message=msg, asynchronous=False)
 
+    def commit_positions(self) -> None:
+        """Commit past every message handed out so far and wait for the broker's answer."""
+        try:
+            self._consumer.commit(asynchronous=False)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError._NO_OFFSET:  # nothing consumed since the last commit
+                raise
+
     def close(self) -> None:
         self._consumer.close()

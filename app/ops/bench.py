@@ -3,21 +3,28 @@
 (a) I/O ceiling: a raw confluent-kafka loop consuming the preloaded CDC and producing the same bytes.
 (b) Python ceiling: one hand-written confluent-kafka loop doing the service's per-event work with
     the service's own functions (decode, normalise, dedup/assemble/validate via ``decide``,
-    contract validation, encode, produce) — no framework.
+    contract validation, encode, produce) — no framework. Like the worker, it holds the reference
+    data before it decides deals (the worker's deal agent waits for it), so it decides the same
+    commands.
 (c) The service: ``crm-erp-sync worker`` processes (1, then 2) on the same kind of preloaded input,
     timed from ready to the last CreateSalesOrder; then live runs at half the measured maximum rate
     and at all of it, in that order, for source-to-command latency (from the CDC source commit
     timestamp to the command's Kafka timestamp), after a warm-up that is reported apart.
-Every run gets its own topic prefix, so runs never see each other's data.
+Every run gets its own topic prefix, so runs never see each other's data, and the broker settles
+between runs (the last run's topics deleted, produce round trips quick again). A ratio is printed
+only between runs that sent the same set of command ids. Whatever ends the bench (an error,
+Ctrl-C, SIGTERM) stops the workers it started and deletes its topics.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import functools
+import hashlib
 import io
 import itertools
 import json
 import os
+import signal
 import statistics
 import tempfile
 import threading
@@ -29,36 +36,30 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
-import orjson
 from confluent_kafka import Producer
 from confluent_kafka.admin import NewTopic
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from rocksdict import Rdict
 
 from app.catalog import default_catalog
-from app.cdc import messages
-from app.cdc.envelope import Normaliser, key_id
 from app.client_config import admin_client, kafka_config, registry_config, security_env
 from app.contracts import default_index
-from app.contracts.models import model
-from app.domain.changes import Lineage, Op
-from app.domain.orders.deal import DealState
-from app.domain.orders.decide import DealChange, decide
-from app.domain.outputs import JSON
-from app.engine import routes
+from app.domain.changes import Lineage
+from app.domain.orders.decide import DealChange
+from app.engine.bench_work import DEALS, REFERENCE, REFERENCES_ENV, Work
 from app.engine.reader import Subscription
-from app.engine.reference_store import ReferenceStore
-from app.engine.runtime import Runtime
 from app.ops import schemas_admin, topics_admin
 from app.ops.simulate import producer_schema_id
-from app.ops.worker_process import WorkerProcess
+from app.ops.worker_process import WORKER, WorkerProcess
 from app.serde import wire
 from app.serde.avro import AvroEncoder
 from app.settings import Settings
 from app.sim import debezium as dbz
 from app.sim import workload
 
-CRM = ("account", "product", "pricebook_entry", "opportunity", "opportunity_line_item")
+CRM = (*REFERENCE, *DEALS)
 COMMANDS = "erp.commands.sales-order"
+SETTLED_MS = 20.0  # a produce round trip (acks=all) this quick, five times in a row: the broker is idle
 
 
 @dataclass
@@ -149,8 +150,15 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _consume_all(consumer: Subscription, total: int, on_msg: Callable[[Any], None], timeout: float = 600) -> float:
-    """Consume ``total`` messages, calling ``on_msg``; seconds from the first message to the last."""
+def _consume_all(
+    consumer: Subscription,
+    total: int,
+    on_msg: Callable[[Any], None],
+    timeout: float = 600,
+    after_batch: Callable[[], None] | None = None,
+) -> float:
+    """Consume ``total`` messages, calling ``on_msg`` (and ``after_batch`` after each fetched batch);
+    seconds from the first message to the last."""
     seen, first = 0, None
     deadline = time.monotonic() + timeout
     while seen < total and time.monotonic() < deadline:
@@ -159,6 +167,8 @@ def _consume_all(consumer: Subscription, total: int, on_msg: Callable[[Any], Non
                 first = time.perf_counter()
             on_msg(msg)
             seen += 1
+        if after_batch is not None:
+            after_batch()
     if seen < total:
         raise RuntimeError(f"only {seen} of {total} messages within {timeout}s")
     return time.perf_counter() - (first or time.perf_counter())
@@ -185,58 +195,35 @@ def io_ceiling(env: Env, total: int) -> float:
     return total / elapsed
 
 
-def python_ceiling(env: Env, total: int) -> float:
-    """The service's per-event work in one plain loop (reference data applied in-process)."""
+def python_ceiling(env: Env, references: int, deal_events: int, durable: bool = False) -> tuple[float, set[str]]:
+    """The service's per-event work (app/engine/bench_work.py) in one plain loop: events/s and the
+    command ids it sent. The reference data is read first and applied in-process, as the worker's
+    deal agent waits for it.
+
+    ``durable`` (b'): the deal states live in RocksDB (rocksdict), each state change is also sent to
+    a compacted changelog topic, and every commit interval the producer is flushed and the input
+    offsets committed, as the worker commits: the cost of durability without a framework."""
     s = env.settings
-    runtime = Runtime(s)
-    reg = SchemaRegistryClient(registry_config(s, {"timeout": 30}))
-    writers: dict[int, Any] = {}
-    refs = ReferenceStore()
-    normalise = Normaliser()
-    states: dict[str, bytes] = {}
-    out_encoders: dict[str, AvroEncoder] = {}
-    producer, consumer = env.producer(), env.consumer([f"crm.public.{t}" for t in CRM])
-    tables = {s.topic(f"crm.public.{t}"): t for t in CRM}
+    work = Work(s)
+    states: Any = {}
+    changelog = s.topic("bench-changelog")
+    if durable:
+        topic = NewTopic(changelog, 4, 1, config={"cleanup.policy": "compact"})
+        admin_client(s).create_topics([topic])[changelog].result(30)
+        states = Rdict(str(env.workdir / "b-durable"))
+    producer = env.producer()
 
-    def decode(raw: bytes) -> tuple[Any, int]:
-        sid, body = wire.split(raw)
-        if sid not in writers:
-            writers[sid] = fastavro.parse_schema(json.loads(reg.get_schema(sid).schema_str))
-        return fastavro.schemaless_reader(io.BytesIO(body), writers[sid], None), sid
-
-    def encoder(topic: str, contract: str) -> AvroEncoder:
-        if topic not in out_encoders:
-            schema = default_index().expanded(contract)
-            sid = reg.lookup_schema(f"{topic}-value", Schema(json.dumps(schema), "AVRO")).schema_id
-            out_encoders[topic] = AvroEncoder(sid, schema)
-        return out_encoders[topic]
-
-    def work(msg) -> None:
-        table = tables[msg.topic()]
-        value, sid = decode(msg.value())
-        change = normalise(table, value, key_id(decode(msg.key())[0]), sid, writers[sid])
-        if table in ("account", "product", "pricebook_entry"):
-            key = {"account": "account:", "product": "product:"}.get(table)
-            key = f"{key}{change.row_id}" if key else f"price:{change.fields['product_id']}|{change.fields['currency']}"
-            fields = change.fields if table != "pricebook_entry" else {"list_price": str(change.fields["list_price"])}
-            refs.apply(key, messages.reference(change, fields, change.op is Op.DELETE))
+    def step(msg) -> None:
+        table, change = work.change(msg.topic(), msg.key(), msg.value())
+        if table in REFERENCE:
+            work.apply_reference(table, change)
             return
-        opp = change.row_id if table == "opportunity" else change.fields["opportunity_id"]
+        opp = work.deal_of(table, change)
         lineage = Lineage(msg.topic(), msg.partition(), msg.offset(), None, change.position.ts_ms)
         event = DealChange(opp, change, lineage, f"{msg.topic()}/{msg.partition()}/{msg.offset()}")
-        raw = states.get(opp)
-        state = DealState.model_validate_json(raw) if raw else None
-        decision = decide(state, event, refs, runtime.policy, dt.datetime.now(dt.UTC))
-        ready = []
-        for o in decision.outputs:
-            where, record = routes.route(o), routes.record(o)
-            topic = s.topic(where.topic)
-            if where.contract == JSON:  # internal topics (parity facts) are JSON, as in the agents
-                ready.append((topic, o.key.encode(), orjson.dumps(record)))
-                continue
-            value = encoder(topic, where.contract).encode(model(where.contract).model_validate(record).to_avro())
-            ready.append((topic, o.key.encode(), value))
-        states[opp] = decision.state.model_dump_json().encode()
+        states[opp], ready = work.decide(states.get(opp), event)
+        if durable:
+            ready.append((changelog, opp.encode(), states[opp]))
         for topic, key, value in ready:
             while True:
                 try:
@@ -246,61 +233,103 @@ def python_ceiling(env: Env, total: int) -> float:
                     producer.poll(0.05)
         producer.poll(0)
 
-    elapsed = _consume_all(consumer, total, work)
+    elapsed = 0.0
+    for tables_of_phase, count in ((REFERENCE, references), (DEALS, deal_events)):
+        with env.consumer([f"crm.public.{t}" for t in tables_of_phase]) as consumer:
+            checkpoint = _Checkpoint(consumer, producer, s.commit_interval_s) if durable else None
+            elapsed += _consume_all(consumer, count, step, after_batch=checkpoint)
+            if checkpoint:
+                checkpoint(force=True)
     producer.flush(60)
-    consumer.close()
-    return total / elapsed
+    if durable:
+        states.close()
+    return (references + deal_events) / elapsed, work.sent
 
 
-def _count_creates(env: Env, expected: int, timeout: float, started: float | None = None) -> float:
-    """Seconds until ``expected`` distinct deals have a command on the command topic."""
-    consumer = env.consumer([COMMANDS])
-    keys: set[bytes] = set()
+class _Checkpoint:
+    """(b')'s commit, as the worker's: every interval the producer is flushed (outputs and changelog
+    on the broker), then the input offsets are committed."""
+
+    def __init__(self, consumer: Subscription, producer: Producer, interval_s: float) -> None:
+        self.consumer, self.producer, self.interval_s = consumer, producer, interval_s
+        self.last = time.monotonic()
+
+    def __call__(self, force: bool = False) -> None:
+        if force or time.monotonic() - self.last >= self.interval_s:
+            self.producer.flush(60)
+            self.consumer.commit_positions()
+            self.last = time.monotonic()
+
+
+def _collect_commands(env: Env, expected: set[str], timeout: float, started: float) -> tuple[float, set[str]]:
+    """Seconds from ``started`` until every ``expected`` command id is on the command topic, and the
+    ids seen by then (expected or not)."""
+    seen: set[str] = set()
     deadline = time.monotonic() + timeout
-    while len(keys) < expected and time.monotonic() < deadline:
-        for msg in consumer.consume(1000, 0.5):
-            keys.add(msg.key())
-    consumer.close()
-    if len(keys) < expected:
-        raise RuntimeError(f"only {len(keys)} of {expected} deals got a command within {timeout}s")
-    return time.perf_counter() - (started or 0)
+    with env.consumer([COMMANDS]) as consumer:
+        while not expected <= seen and time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.5):
+                seen.add(_command(msg.value())["envelope"]["command_id"])
+    missing = len(expected - seen)
+    if missing:
+        raise RuntimeError(f"{missing} of {len(expected)} commands not sent within {timeout}s")
+    return time.perf_counter() - started, seen
 
 
-def service(base: Settings, root: Path, deals: int, workers: int) -> dict[str, Any]:
-    env = Env.fresh(base, root, f"service{workers}")
+def service(runs: Runs, deals: int, workers: int, expected: set[str]) -> dict[str, Any]:
+    env = runs.env(f"service{workers}")
     lsn = dbz.Lsn(ts_ms=int(time.time() * 1000))
     ref_events = env.produce(workload.reference_data(lsn))
     events = env.produce(workload.deals(lsn, deals))
-    procs = [WorkerProcess(env.worker_env(i), env.workdir / f"worker{i}.log") for i in range(workers)]
-    for p in procs:
-        p.start()
+    procs = [runs.worker(env, i) for i in range(workers)]
     started = time.perf_counter()
-    try:
-        elapsed = _count_creates(env, deals, timeout=1800, started=started)
-        rss = [p.peak_rss_mb() for p in procs]
-    finally:
-        for p in procs:
-            p.stop()
-        env.drop()
+    elapsed, ids = _collect_commands(env, expected, timeout=1800, started=started)
+    rss = [p.peak_rss_mb() for p in procs]
+    runs.finish(env)
     return {
         "workers": workers,
         "events": events + ref_events,
         "seconds": round(elapsed, 2),
         "events_per_s": round((events + ref_events) / elapsed),
         "peak_rss_mb": rss,
+        "commands": len(ids),
+        "command_ids_sha256": _digest(ids),
+        "same_commands_as_b": ids == expected,
     }
 
 
-def latency(base: Settings, root: Path, rate: float, seconds: float, name: str, warmup: float = 3.0) -> dict[str, Any]:
+def faust_cap(runs: Runs, deals: int, expected: set[str]) -> dict[str, Any]:
+    """(f): a stock Faust app with the service's topology doing (b)'s work (app/engine/faust_cap.py)."""
+    env = runs.env("faust-cap")
+    lsn = dbz.Lsn(ts_ms=int(time.time() * 1000))
+    references = env.produce(workload.reference_data(lsn))
+    events = env.produce(workload.deals(lsn, deals))
+    runs.worker(env, 0, ("-m", "app.engine.faust_cap"), **{REFERENCES_ENV: str(references)})
+    elapsed, ids = _collect_commands(env, expected, timeout=1800, started=time.perf_counter())
+    runs.finish(env)
+    return {
+        "events": events + references,
+        "seconds": round(elapsed, 2),
+        "events_per_s": round((events + references) / elapsed),
+        "commands": len(ids),
+        "same_commands_as_b": ids == expected,
+    }
+
+
+def _digest(ids: set[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
+
+
+def latency(runs: Runs, rate: float, seconds: float, name: str, warmup: float = 3.0) -> dict[str, Any]:
     """Deals produced live at ``rate`` events/s; source-to-command latency of their creates.
 
     The first ``warmup`` seconds of the stream are deals of their own, reported apart: a worker's
     first second of traffic pays its registry lookups, topic metadata and first code paths (up to
     650 ms seen), which would otherwise set the p99 of a 15 s run."""
-    env = Env.fresh(base, root, name)
+    env = runs.env(name)
     lsn = dbz.Lsn(ts_ms=int(time.time() * 1000))
     env.produce(workload.reference_data(lsn))
-    proc = WorkerProcess(env.worker_env(0), env.workdir / "worker.log").start()
+    runs.worker(env, 0)
     warm = int(rate * warmup / workload.EVENTS_PER_DEAL)
     deals = max(1, int(rate * seconds / workload.EVENTS_PER_DEAL))
     latencies: dict[bool, list[float]] = {True: [], False: []}  # by "a warm-up deal"
@@ -334,8 +363,7 @@ def latency(base: Settings, root: Path, rate: float, seconds: float, name: str, 
         reader.join(timeout=max(20.0, seconds * 8))  # stragglers: a deal may close before its lines
     finally:
         done.set()
-        proc.stop()
-        env.drop()
+    runs.finish(env)
     measured, warming = latencies[False], latencies[True]
     if not measured:
         raise RuntimeError("no command observed in the latency run")
@@ -350,44 +378,154 @@ def latency(base: Settings, root: Path, rate: float, seconds: float, name: str, 
     }
 
 
-_lineage_reader: dict[str, Any] = {}
+@functools.cache
+def _command_schema() -> Any:
+    return fastavro.parse_schema(default_index().expanded(_COMMAND_CONTRACT))
+
+
+def _command(value: bytes) -> dict[str, Any]:
+    return fastavro.schemaless_reader(io.BytesIO(value[wire.HEADER_SIZE :]), _command_schema(), None)
 
 
 def _source_ts(env: Env, value: bytes) -> int | None:
-    if "schema" not in _lineage_reader:
-        _lineage_reader["schema"] = fastavro.parse_schema(default_index().expanded(_COMMAND_CONTRACT))
-    record = fastavro.schemaless_reader(io.BytesIO(value[5:]), _lineage_reader["schema"], None)
-    ts = record["envelope"]["lineage"]["source_ts"]
+    ts = _command(value)["envelope"]["lineage"]["source_ts"]
     return None if ts is None else int(ts.timestamp() * 1000)
 
 
 _COMMAND_CONTRACT = "io.crmerpsync.erp.commands.SalesOrderCommand"
 
 
+class Runs:
+    """Everything a bench run starts, stopped and deleted however the bench ends (an error, Ctrl-C,
+    SIGTERM); between runs the broker is left to settle, so no run inherits another's backlog."""
+
+    def __init__(self, base: Settings, root: Path) -> None:
+        self.base, self.root = base, root
+        self._procs: dict[str, list[WorkerProcess]] = {}  # by run prefix
+        self._envs: dict[str, Env] = {}
+        self.settle_s: list[float] = []
+        self._probe = f"{base.topic_prefix}crm-erp-bench-settle-{uuid.uuid4().hex[:6]}"
+
+    def env(self, name: str) -> Env:
+        env = Env.fresh(self.base, self.root, name)
+        self._envs[env.settings.topic_prefix] = env
+        return env
+
+    def worker(self, env: Env, index: int, command: tuple[str, ...] = WORKER, **extra_env: str) -> WorkerProcess:
+        proc = WorkerProcess(env.worker_env(index) | extra_env, env.workdir / f"worker{index}.log", command)
+        self._procs.setdefault(env.settings.topic_prefix, []).append(proc)
+        return proc.start()
+
+    def finish(self, env: Env) -> None:
+        """Stop the run's workers, delete its topics, wait for the broker to settle."""
+        prefix = env.settings.topic_prefix
+        for proc in self._procs.pop(prefix, []):
+            proc.stop()
+        self._envs.pop(prefix).drop()
+        self.settle_s.append(round(settle(self.base, prefix, self._probe), 1))
+
+    def close(self) -> None:
+        for procs in self._procs.values():
+            for proc in procs:
+                proc.stop()
+        for env in self._envs.values():
+            env.drop()
+        self._procs.clear()
+        self._envs.clear()
+        admin_client(self.base).delete_topics([self._probe])
+
+
+def settle(s: Settings, prefix: str, probe: str, timeout: float = 120.0) -> float:
+    """Seconds until the broker has deleted ``prefix``'s topics and a produce round trip to ``probe``
+    (acks=all) takes under SETTLED_MS five times in a row; gives up after ``timeout``."""
+    started = time.monotonic()
+    admin = admin_client(s)
+    while time.monotonic() - started < timeout:
+        if not any(name.startswith(prefix) for name in admin.list_topics(timeout=10).topics):
+            break
+        time.sleep(0.5)
+    if probe not in admin.list_topics(timeout=10).topics:
+        admin.create_topics([NewTopic(probe, 1, 1)])[probe].result(30)
+    producer = Producer(kafka_config(s, {"linger.ms": 0, "acks": "all"}))
+    quick = 0
+    while quick < 5 and time.monotonic() - started < timeout:
+        sent = time.perf_counter()
+        producer.produce(probe, value=b"settle")
+        producer.flush(10)
+        quick = quick + 1 if (time.perf_counter() - sent) * 1000 < SETTLED_MS else 0
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
 def run(base: Settings, deals: int, out: Path, say=print, latency_seconds: float = 15.0) -> dict[str, Any]:
-    root = Path(tempfile.mkdtemp(prefix="crm-erp-bench-"))
+    runs = Runs(base, Path(tempfile.mkdtemp(prefix="crm-erp-bench-")))
+    interrupt = _stop_on_sigterm()
+    try:
+        return _run(runs, deals, out, say, latency_seconds)
+    finally:
+        runs.close()  # what an interrupted run started must not outlive it
+        interrupt()
+
+
+def _stop_on_sigterm() -> Callable[[], None]:
+    """SIGTERM raises KeyboardInterrupt (so cleanups run) until the returned function restores it."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupted(*_: Any) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupted)
+    return lambda: signal.signal(signal.SIGTERM, previous)
+
+
+def _run(runs: Runs, deals: int, out: Path, say, latency_seconds: float) -> dict[str, Any]:
     results: dict[str, Any] = {"deals": deals, "events_per_deal": workload.EVENTS_PER_DEAL}
-    env = Env.fresh(base, root, "ceilings")
+    env = runs.env("ceilings")
     lsn = dbz.Lsn(ts_ms=int(time.time() * 1000))
-    total = env.produce(workload.reference_data(lsn)) + env.produce(workload.deals(lsn, deals))
+    references, deal_events = env.produce(workload.reference_data(lsn)), env.produce(workload.deals(lsn, deals))
+    total = references + deal_events
     say(f"preloaded {total} CDC events ({deals} deals, 3 lines each, decimal money) into 4 partitions per topic")
     results["a_io_events_per_s"] = round(io_ceiling(env, total))
     say(f"(a) I/O ceiling:      {results['a_io_events_per_s']:>8} events/s")
-    results["b_python_events_per_s"] = round(python_ceiling(env, total))
-    say(f"(b) Python ceiling:   {results['b_python_events_per_s']:>8} events/s")
-    env.drop()
+    b_rate, expected = python_ceiling(env, references, deal_events)
+    results["b_python_events_per_s"] = round(b_rate)
+    results["b_commands"], results["b_command_ids_sha256"] = len(expected), _digest(expected)
+    say(f"(b) Python ceiling:   {results['b_python_events_per_s']:>8} events/s, {len(expected)} commands")
+    b2_rate, b2_ids = python_ceiling(env, references, deal_events, durable=True)
+    results["b2_durable_events_per_s"], results["b2_same_commands_as_b"] = round(b2_rate), b2_ids == expected
+    same = "the same commands" if b2_ids == expected else f"{len(b2_ids)} commands, NOT those of (b)"
+    say(f"(b') durable ceiling: {results['b2_durable_events_per_s']:>8} events/s, {same}")
+    runs.finish(env)
+    f = results["f_faust_cap"] = faust_cap(runs, deals, expected)
+    same = "the same commands as (b)" if f["same_commands_as_b"] else f"{f['commands']} commands, NOT those of (b)"
+    say(f"(f) Faust cap:        {f['events_per_s']:>8} events/s, {same}")
     for workers in (1, 2):
-        r = service(base, root, deals, workers)
+        r = service(runs, deals, workers, expected)
         results[f"c_service_{workers}w"] = r
-        say(f"(c) service, {workers} worker(s): {r['events_per_s']:>8} events/s, peak RSS {r['peak_rss_mb']} MB")
-    c1 = results["c_service_1w"]["events_per_s"]
-    results["ratio_c_over_b"] = round(c1 / results["b_python_events_per_s"], 3)
-    results["ratio_2w_over_1w"] = round(results["c_service_2w"]["events_per_s"] / c1, 3)
-    say(f"c/b = {results['ratio_c_over_b']}   2 workers / 1 worker = {results['ratio_2w_over_1w']}")
+        same = "the same commands as (b)" if r["same_commands_as_b"] else f"{r['commands']} commands, NOT those of (b)"
+        say(
+            f"(c) service, {workers} worker(s): {r['events_per_s']:>8} events/s, peak RSS {r['peak_rss_mb']} MB, {same}"
+        )
+    c1, c2 = results["c_service_1w"], results["c_service_2w"]
+    if c1["same_commands_as_b"]:
+        results["ratio_c_over_b"] = round(c1["events_per_s"] / results["b_python_events_per_s"], 3)
+        say(f"c/b = {results['ratio_c_over_b']}")
+        if f["same_commands_as_b"]:
+            results["ratio_c_over_f"] = round(c1["events_per_s"] / f["events_per_s"], 3)
+            say(f"c/f = {results['ratio_c_over_f']}")
+        if results["b2_same_commands_as_b"]:
+            results["ratio_c_over_b2"] = round(c1["events_per_s"] / results["b2_durable_events_per_s"], 3)
+            say(f"c/b' = {results['ratio_c_over_b2']}")
+    else:
+        say("c/b not printed: the service and (b) sent different commands")
+    if c1["same_commands_as_b"] and c2["same_commands_as_b"]:
+        results["ratio_2w_over_1w"] = round(c2["events_per_s"] / c1["events_per_s"], 3)
+        say(f"2 workers / 1 worker = {results['ratio_2w_over_1w']}")
     # Half rate first: the max-rate run ends with a backlog of seconds and its topics dropped, which
     # kept the broker busy into the run after it (p99 505 ms at half rate then, 78 ms run alone).
-    for name, rate in (("half", c1 / 2), ("max", c1)):
-        r = latency(base, root, rate, latency_seconds, f"latency-{name}")
+    for name, rate in (("half", c1["events_per_s"] / 2), ("max", c1["events_per_s"])):
+        r = latency(runs, rate, latency_seconds, f"latency-{name}")
         results[f"latency_at_{name}_rate"] = r
         say(
             f"latency at {name} rate ({r['rate']} events/s, {r['deals']} deals): "
@@ -395,6 +533,7 @@ def run(base: Settings, deals: int, out: Path, say=print, latency_seconds: float
             f"(after a {r['warmup']['seconds']:.0f} s warm-up of {r['warmup']['deals']} deals, "
             f"their max {r['warmup']['max_ms']} ms)"
         )
+    results["settle_s"] = runs.settle_s
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     say(f"written to {out}")

@@ -17,10 +17,17 @@ from app.settings import REPO_ROOT
 READY_LINE = b"[^Worker]: Ready"
 
 
+WORKER = ("-m", "app.cli", "worker", "--loglevel", "info")
+
+
 class WorkerProcess:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
+    """``command``: the Python arguments of the process (default: the service's worker); any Faust
+    worker that logs its ready line will do (the bench's Faust cap is one)."""
+
+    def __init__(self, env: dict[str, str], log: Path, command: tuple[str, ...] = WORKER) -> None:
         self.env = env
         self.log = log
+        self.command = command
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -32,7 +39,7 @@ class WorkerProcess:
         start_at = self.log.stat().st_size if self.log.exists() else 0
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "app.cli", "worker", "--loglevel", "info"],
+                [sys.executable, *self.command],
                 env=self.env,
                 cwd=REPO_ROOT,
                 stdout=out,
