@@ -58,6 +58,14 @@ class Consumer(faust_aiokafka.Consumer):
             if self._flow_stops == stops:  # a rebalance that stopped the flow meanwhile resumes it itself
                 self.resume_flow()
 
+    async def _commit_offsets(self, offsets: Any, start_new_transaction: bool = True) -> bool:
+        """The table rows of the events being committed are written first (app/engine/checkpoint.py):
+        the offsets are computed by now, so every event they cover has written its rows."""
+        checkpoint = getattr(self.app, "checkpoint", None)
+        if checkpoint is not None:
+            await checkpoint()
+        return await super()._commit_offsets(offsets, start_new_transaction=start_new_transaction)
+
     async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
         if timeout is not None or len(coros) != 2 or not all(asyncio.iscoroutine(c) for c in coros):
             return await super().wait_first(*coros, timeout=timeout)

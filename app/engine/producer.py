@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 import aiokafka.errors
@@ -40,6 +40,7 @@ from faust.types.tuples import TP, RecordMetadata
 
 from app.client_config import kafka_config
 from app.engine import consumer as eager_consumer
+from app.engine.checkpoint import Checkpoint
 from app.settings import get_settings
 
 _SERVE_BUSY_S = 0.002  # how often the loop serves delivery reports while sends are outstanding
@@ -216,25 +217,12 @@ class Producer(faust_aiokafka.Producer):
         self._owned.add(fut)
         return fut
 
-    def produce_now(
+    async def produce_changelog(
         self, topic: str, key: bytes, value: bytes | None, partition: int, on_offset: Callable[[int], None]
-    ) -> bool:
-        """``produce`` for callers that cannot wait (a table write): False when librdkafka's queue is
-        full or the producer is not running, so the caller takes Faust's buffered path instead.
-        ``on_offset`` gets the message's offset once it is delivered."""
-        if self._rd is None:
-            return False
-        fut = self._owner_loop.create_future()
-        try:
-            delivered = partial(self._delivered, fut, on_offset)
-            self._rd.produce(topic, value=value, key=key, partition=partition, on_delivery=delivered)
-        except BufferError:
-            return False
-        except confluent_kafka.KafkaException as exc:
-            error = _send_error(topic, exc.args[0])
-            raise error from error.__cause__
-        self._outstanding.add(fut)
-        return True
+    ) -> None:
+        """A table's changelog record (app/engine/checkpoint.py): ``on_offset`` gets its offset once it
+        is delivered; a failed delivery fails the next flush, and with it the commit."""
+        await self._produce(topic, key, value, partition, 0, None, on_offset)
 
     async def flush(self) -> None:
         """Wait for the delivery of every message sent before the call, not for the producer to go
@@ -278,7 +266,18 @@ class Transport(faust_aiokafka.Transport):
 
 
 class App(faust.App):
-    """``faust.App`` whose transport sends through librdkafka (see the module docstring)."""
+    """``faust.App`` whose transport sends through librdkafka (see the module docstring), and whose
+    table rows are written at each commit (app/engine/checkpoint.py)."""
 
     def _new_transport(self) -> Transport:
         return Transport(self.conf.broker_consumer, self)
+
+    @cached_property
+    def checkpoint(self) -> Checkpoint:
+        return Checkpoint(self)
+
+    async def _consumer_wait_empty(self) -> None:
+        """The drain before a revoke or a stop, then a checkpoint of what the drained events wrote:
+        the commit here often finds no offset to commit, and never reaches ``_commit_offsets``."""
+        await super()._consumer_wait_empty()
+        await self.checkpoint()

@@ -131,7 +131,7 @@ def test_a_delivery_report_that_cannot_be_handled_fails_its_send_and_the_next_fl
 
     async def body(producer: Producer) -> None:
         before = await producer.send(topic, b"k", b"before", 1, None, None)
-        assert producer.produce_now(topic, b"k", b"v", 1, broken)
+        await producer.produce_changelog(topic, b"k", b"v", 1, broken)
         after = await producer.send(topic, b"k", b"after", 1, None, None)
         with pytest.raises(ProducerSendError, match="not handled") as failed:
             await asyncio.wait_for(producer.flush(), 30)
@@ -141,41 +141,57 @@ def test_a_delivery_report_that_cannot_be_handled_fails_its_send_and_the_next_fl
     _run(platform, body)
 
 
-def test_table_changelog_writes_go_straight_to_their_partition_and_record_the_recovery_point(
+def test_a_checkpoint_sends_the_last_value_per_key_outbox_rows_first_then_writes_rocksdb(
     platform: Settings, topic: str, tmp_path
 ) -> None:
-    """app/engine/table.py: the message lands in the event's partition of the changelog, and the
-    store remembers its offset as Faust's own changelog callback would (recovery starts there)."""
+    """app/engine/checkpoint.py: rows written between commits reach the changelog once per key (the
+    last value; a delete as a tombstone), a partition's outbox rows before its state rows, and RocksDB
+    holds them with the offset of the last record, where recovery starts."""
     from confluent_kafka import Consumer, TopicPartition
     from faust.types import TP
 
     from app.client_config import kafka_config
     from app.engine.table import Table
+    from tests.unit.test_checkpoint_store import event_in
 
-    async def main() -> None:
+    async def main() -> tuple[int | None, dict[bytes, bytes]]:
         app_id, broker = f"t{uuid.uuid4().hex[:8]}", faust_broker(platform)
         app = App(app_id, broker=broker, store="rocksdb://", datadir=str(tmp_path), Table=Table)
         table = app.Table("direct", key_type=bytes, value_type=bytes, partitions=4)
-        assert isinstance(table, Table)
         table.changelog_topic = app.topic(topic, key_serializer="raw", value_serializer="raw")
+        table._verified_source_topics_for_partitions.add("source")
         await app.producer.start()
         try:
-            sent = [table.send_changelog(2, f"k{i}".encode(), f"v{i}".encode()) for i in range(50)]
-            sent.append(table.send_changelog(2, b"k0", None))  # a delete: a tombstone
-            assert {s.message.partition for s in sent} == {2}
-            await app.producer.flush()
-            return table.data.persisted_offset(TP(topic, 2))
+            with event_in(2):
+                for i in range(50):
+                    table[f"k{i % 5}".encode()] = f"v{i}".encode()
+                table[b"\x1fopp"] = b"outbox"
+                del table[b"k0"]
+            await app.checkpoint()
+            db = table.data._db_for_partition(2)
+            return table.data.persisted_offset(TP(topic, 2)), {k: v for k, v in db.items()}
         finally:
             await app.producer.stop()
 
-    persisted = asyncio.run(main())
+    persisted, stored = asyncio.run(main())
     consumer = Consumer(kafka_config(platform, {"group.id": f"g{uuid.uuid4().hex[:8]}", "enable.auto.commit": False}))
     consumer.assign([TopicPartition(topic, 2, 0)])
     got = []
-    while len(got) < 51:
+    while len(got) < 6:
         msg = consumer.poll(10)
-        assert msg is not None, f"only {len(got)} of 51 changelog messages"
+        assert msg is not None, f"only {len(got)} of 6 changelog messages"
         got.append((msg.key(), msg.value(), msg.offset()))
+    extra = consumer.poll(2)
     consumer.close()
-    assert got[0][:2] == (b"k0", b"v0") and got[-1][:2] == (b"k0", None)
+    assert extra is None, "one record per key"
+    assert got[0][:2] == (b"\x1fopp", b"outbox")  # the outbox row first
+    assert sorted(g[:2] for g in got[1:]) == [
+        (b"k0", None),
+        (b"k1", b"v46"),
+        (b"k2", b"v47"),
+        (b"k3", b"v48"),
+        (b"k4", b"v49"),
+    ]
     assert persisted == got[-1][2]
+    assert stored.pop(b"__faust\x00offset__") == str(persisted).encode()
+    assert stored == {b"\x1fopp": b"outbox", b"k1": b"v46", b"k2": b"v47", b"k3": b"v48", b"k4": b"v49"}

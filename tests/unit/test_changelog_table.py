@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
-import rocksdict
 
 from app.engine.producer import App
 from app.engine.table import Table
@@ -48,17 +45,3 @@ def test_a_hit_a_miss_and_membership_each_read_the_store_once() -> None:
 def test_a_miss_in_a_table_with_a_default_gets_the_default_as_in_faust() -> None:
     table, _ = _table(default=lambda: b"zero")
     assert table[b"absent"] == b"zero"
-
-
-def test_prefixed_reads_only_the_rows_under_the_prefix_in_each_partition(tmp_path):
-    """The keyed runner finds a table's outbox rows without reading the table's other rows."""
-    dbs = {}
-    for partition in (0, 1):
-        db = dbs[partition] = rocksdict.Rdict(str(tmp_path / f"p{partition}"), rocksdict.Options(raw_mode=True))
-        db[b"\x1fopp-%d" % partition] = b"outbox"
-        db[b"opp-%d" % partition] = b"state"
-        db[b"\x1e"] = b"before the prefix"
-    table = SimpleNamespace(data=SimpleNamespace(_dbs=dbs))
-    assert sorted(Table.prefixed(table, b"\x1f")) == [(b"\x1fopp-0", b"outbox"), (b"\x1fopp-1", b"outbox")]
-    for db in dbs.values():
-        db.close()

@@ -3,7 +3,7 @@
 The engine (app/engine/) patches or depends on these functions and classes: the drain loop, the
 seek, flow control, recovery's resume, the producer's send/flush/start, the conductor's callback,
 the topic queue, changelog sends, the Prometheus monitor, the throwable queue, the committed offsets,
-the RocksDB options. Each is pinned by a
+the RocksDB options and store, the commit and the drain the checkpoint hooks into. Each is pinned by a
 hash of its source at the exact versions pyproject.toml pins, so an upgrade fails here, in one
 place, naming what to re-read; the behaviour the engine needs from each is pinned by the tests of
 the module that relies on it (test_eager_consumer, test_stream_topic, test_changelog_table,
@@ -45,6 +45,24 @@ PINNED = {
     "faust.stores.rocksdb:RocksDBOptions.as_options": "d2a1bea17736d2eb",
     "faust.stores.rocksdb:Store.__init__": "c7c0fa2989e8ab4a",
     "faust.tables.base:Collection._new_store_by_url": "343a8125107d3f69",
+    # checkpoint-batched state (app/engine/checkpoint.py): the commit it runs before, the drain before
+    # a revoke or stop it runs after, the store it buffers, the writes of a table it replaces
+    "faust.transport.consumer:Consumer._commit_tps": "a20e230b05ae8b15",
+    "faust.transport.consumer:Consumer.on_partitions_revoked": "d04b7ae72c6fc206",
+    "faust.app.base:App._consumer_wait_empty": "6bc313c48c064b16",
+    "faust.app.base:App._on_partitions_revoked": "d5c895bbe57dc73a",
+    "faust.stores.rocksdb:Store._get": "7ae8dfd6d7754a59",
+    "faust.stores.rocksdb:Store._set": "4227e561e288d941",
+    "faust.stores.rocksdb:Store._del": "07f42ff3caefffdd",
+    "faust.stores.rocksdb:Store._visible_items": "545dc16a2b25e4a4",
+    "faust.stores.rocksdb:Store.revoke_partitions": "3f85447a24fc34ff",
+    "faust.stores.rocksdb:Store.apply_changelog_batch": "ea3344d369fc4ab5",
+    "faust.stores.rocksdb:Store.set_persisted_offset": "b4c811926678346e",
+    "faust.stores.rocksdb:Store.persisted_offset": "6f2e502fb86043a1",
+    "faust.stores.rocksdb:Store.stop": "2e98db0eb7c7582b",
+    "faust.tables.table:Table.on_key_set": "a370e35ca55c2c7e",
+    "faust.tables.table:Table.on_key_del": "4f2900b2f9d24a08",
+    "faust.tables.base:Collection.partition_for_key": "3b2291811b8dd791",
 }
 
 

@@ -18,6 +18,5 @@ def test_a_direct_send_before_start_fails_as_a_faust_send_does_not_on_a_missing_
     async def main() -> None:
         with pytest.raises(NotReady, match="not yet started"):
             await producer.produce("t.topic", b"k", b"v", None)
-        assert producer.produce_now("t.topic", b"k", b"v", 0, lambda offset: None) is False
 
     asyncio.run(main())
