@@ -54,7 +54,7 @@ def _observe(decision, item) -> None:
             kind = out.action.rsplit(".", 1)[1] if isinstance(out, SalesOrderCommand) else type(out).__name__
             metrics.commands_emitted.labels(type=kind).inc()
             command_id = out.value["envelope"]["command_id"]
-            log.info("sent %s %s", kind, command_id, extra={"command_id": command_id})
+            log.debug("sent %s %s", kind, command_id, extra={"command_id": command_id})  # per command: debug
             source_ts = source_ts_ms(decision.state, item.lineage.source_ts_ms)
             if isinstance(out, SalesOrderCommand) and source_ts and not isinstance(item, ErpEvent):
                 latency = time.time() - source_ts / 1000
