@@ -90,7 +90,7 @@ class BufferedStore(Store):
 
     def _active(self) -> Iterator[tuple[int, Any]]:
         actives = self.app.assignor.assigned_actives()
-        topic = self.table.changelog_topic_name
+        topic = self.table.changelog_topic_name  # type: ignore[attr-defined]  # on Faust's Collection
         for partition, db in list(self._dbs.items()):
             if TP(topic, partition) in actives:
                 yield partition, db

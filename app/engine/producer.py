@@ -276,8 +276,8 @@ class App(faust.App):
     def checkpoint(self) -> Checkpoint:
         return Checkpoint(self)
 
-    async def _consumer_wait_empty(self) -> None:
+    async def _consumer_wait_empty(self, consumer: Any, logger: Any) -> None:
         """The drain before a revoke or a stop, then a checkpoint of what the drained events wrote:
         the commit here often finds no offset to commit, and never reaches ``_commit_offsets``."""
-        await super()._consumer_wait_empty()
+        await super()._consumer_wait_empty(consumer, logger)
         await self.checkpoint()

@@ -3,6 +3,8 @@ between checkpoints, and what a checkpoint's RocksDB write leaves behind."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -99,3 +101,20 @@ def test_a_revoked_partition_keeps_no_rows_in_memory(table: Table) -> None:
         table[b"b"] = b"2"
     store.revoke_partitions(table, {TP(table.changelog_topic_name, 0)})
     assert store.take() == {1: {b"b": b"2"}}
+
+
+def test_the_drain_before_a_revoke_or_a_stop_ends_with_a_checkpoint(table: Table) -> None:
+    """Faust calls ``_consumer_wait_empty(consumer, logger)`` before it revokes partitions or stops
+    the tables; the rows the drained events wrote must be written before the stores are let go."""
+    app, calls = table.app, []
+
+    class Drained:
+        async def wait_empty(self) -> None:
+            calls.append("drained")
+
+    async def checkpoint() -> None:
+        calls.append("checkpoint")
+
+    app.__dict__["checkpoint"] = checkpoint
+    asyncio.run(app._consumer_wait_empty(Drained(), logging.getLogger("test")))
+    assert calls == ["drained", "checkpoint"]
