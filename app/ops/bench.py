@@ -18,6 +18,7 @@ Ctrl-C, SIGTERM) stops the workers it started and deletes its topics.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 from confluent_kafka.admin import NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from rocksdict import Rdict
@@ -208,8 +209,8 @@ def python_ceiling(env: Env, references: int, deal_events: int, durable: bool = 
     states: Any = {}
     changelog = s.topic("bench-changelog")
     if durable:
-        topic = NewTopic(changelog, 4, 1, config={"cleanup.policy": "compact"})
-        admin_client(s).create_topics([topic])[changelog].result(30)
+        admin = admin_client(s)  # held: the result needs the client alive
+        admin.create_topics([NewTopic(changelog, 4, 1, config={"cleanup.policy": "compact"})])[changelog].result(30)
         states = Rdict(str(env.workdir / "b-durable"))
     producer = env.producer()
 
@@ -432,7 +433,10 @@ class Runs:
             env.drop()
         self._procs.clear()
         self._envs.clear()
-        admin_client(self.base).delete_topics([self._probe])
+        admin = admin_client(self.base)
+        for done in admin.delete_topics([self._probe]).values():
+            with contextlib.suppress(KafkaException):  # never created: no run finished
+                done.result(30)
 
 
 def settle(s: Settings, prefix: str, probe: str, timeout: float = 120.0) -> float:
