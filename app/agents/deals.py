@@ -25,6 +25,7 @@ from app.domain.feedback.lifecycle import ErpEvent
 from app.domain.orders.deal import source_ts_ms
 from app.domain.orders.decide import Outcome
 from app.domain.outputs import CrmUpdate, DriftAlert, ExceptionRaised, SalesOrderCommand
+from app.engine import routes
 from app.engine.keyed import Input
 from app.flows import deals as flow
 from app.observe import metrics
@@ -51,7 +52,8 @@ def _observe(decision, item) -> None:
         metrics.dedup_hits.labels(flow=flow).inc()
     for out in decision.outputs:
         if isinstance(out, (SalesOrderCommand, CrmUpdate)):
-            kind = out.action.rsplit(".", 1)[1] if isinstance(out, SalesOrderCommand) else type(out).__name__
+            name = out.action if isinstance(out, SalesOrderCommand) else routes.route(out).contract
+            kind = name.rsplit(".", 1)[1]  # the record's name: CreateSalesOrder, …, CrmUpdateCommand
             metrics.commands_emitted.labels(type=kind).inc()
             command_id = out.value["envelope"]["command_id"]
             log.debug("sent %s %s", kind, command_id, extra={"command_id": command_id})  # per command: debug
