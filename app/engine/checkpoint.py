@@ -40,6 +40,7 @@ from app.flows.step import OUTBOX_PREFIX
 log = logging.getLogger(__name__)
 
 Rows = dict[bytes, bytes | None]  # None: the key is deleted
+YIELD_EVERY = 200  # changelog records sent between two turns of the event loop
 
 
 def _current_partition() -> int | None:
@@ -186,15 +187,20 @@ class Checkpoint:
                 return
             offsets: dict[tuple[str, int], int] = {}
             producer = self.app.producer
+            sent = 0
             for table, _, partitions in taken:
                 topic = table.changelog_topic.get_topic_name()
                 for partition, rows in partitions.items():
+                    at = (table.name, partition)
+
+                    def delivered(offset: int, at: tuple[str, int] = at) -> None:
+                        offsets[at] = max(offset, offsets.get(at, -1))
+
                     for key in sorted(rows, key=lambda k: not k.startswith(OUTBOX_PREFIX)):  # outbox rows first
-
-                        def delivered(offset: int, at: tuple[str, int] = (table.name, partition)) -> None:
-                            offsets[at] = max(offset, offsets.get(at, -1))
-
                         await producer.produce_changelog(topic, key, rows[key], partition, delivered)
+                        sent += 1
+                        if sent % YIELD_EVERY == 0:
+                            await asyncio.sleep(0)  # let the streams run: a checkpoint is thousands of rows
             await producer.flush()
             for table, store, partitions in taken:
                 for partition, rows in partitions.items():
