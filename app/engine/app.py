@@ -36,5 +36,5 @@ def build_app(settings: Settings) -> App:
         producer_acks=-1,
         producer_linger_ms=5,
         Topic=StreamTopic,  # see app.engine.stream_topic: buffers must survive rebalances
-        Table=Table,  # changelog writes through librdkafka: app/engine/table.py
+        Table=Table,  # rows written at each commit: app/engine/table.py, app/engine/checkpoint.py
     )
