@@ -56,7 +56,7 @@ def _observe(decision, item) -> None:
             kind = name.rsplit(".", 1)[1]  # the record's name: CreateSalesOrder, …, CrmUpdateCommand
             metrics.commands_emitted.labels(type=kind).inc()
             command_id = out.value["envelope"]["command_id"]
-            log.debug("sent %s %s", kind, command_id, extra={"command_id": command_id})  # per command: debug
+            log.info("sent %s %s", kind, command_id, extra={"command_id": command_id})
             source_ts = source_ts_ms(decision.state, item.lineage.source_ts_ms)
             if isinstance(out, SalesOrderCommand) and source_ts and not isinstance(item, ErpEvent):
                 latency = time.time() - source_ts / 1000
