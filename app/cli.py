@@ -137,8 +137,33 @@ def _bench(args: argparse.Namespace) -> int:
 
     from app.ops import bench
 
-    bench.run(get_settings(), args.deals, Path(args.out), latency_seconds=args.latency_seconds)
+    settings = dict(args.worker_setting)
+    only = args.only or bench.RUNS
+    bench.run(
+        get_settings(),
+        args.deals,
+        Path(args.out),
+        latency_seconds=args.latency_seconds,
+        only=only,
+        worker_settings=settings,
+    )
     return 0
+
+
+def _bench_runs(text: str) -> tuple[str, ...]:
+    from app.ops.bench import RUNS
+
+    runs = tuple(text.split(","))
+    if not set(runs) <= set(RUNS):
+        raise argparse.ArgumentTypeError(f"choose from {','.join(RUNS)}, got {text!r}")
+    return runs
+
+
+def _setting(item: str) -> tuple[str, str]:
+    name, sep, value = item.partition("=")
+    if not sep or not name.startswith("CRM_ERP_"):
+        raise argparse.ArgumentTypeError(f"--worker-setting wants CRM_ERP_NAME=value, got {item!r}")
+    return name, value
 
 
 def _soak(args: argparse.Namespace) -> int:
@@ -372,6 +397,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--deals", type=int, default=40000, help="deals to preload (5 CDC events each: 200k)")
     bench.add_argument("--out", default="out/bench.json", help="where to write the figures as JSON")
     bench.add_argument("--latency-seconds", type=float, default=15.0, help="duration of each live latency run")
+    bench.add_argument(
+        "--only", type=_bench_runs, help="comma-separated runs after the ceilings: f,c1,c2,latency (default: all)"
+    )
+    bench.add_argument(
+        "--worker-setting",
+        action="append",
+        default=[],
+        type=_setting,
+        metavar="CRM_ERP_NAME=value",
+        help="a setting every worker of the bench gets (repeatable), to measure one lever; recorded in --out",
+    )
     bench.set_defaults(func=_bench)
 
     soak = sub.add_parser("soak", help="settle many deals with a short retention: worker memory and table keys")

@@ -262,15 +262,21 @@ class _Checkpoint:
             self.last = time.monotonic()
 
 
-def _collect_commands(env: Env, expected: set[str], timeout: float, started: float) -> tuple[float, set[str]]:
+def _collect_commands(
+    env: Env, expected: set[str], timeout: float, started: float, at_half: Callable[[], None] = lambda: None
+) -> tuple[float, set[str]]:
     """Seconds from ``started`` until every ``expected`` command id is on the command topic, and the
-    ids seen by then (expected or not)."""
+    ids seen by then (expected or not); ``at_half`` is called once half of them are there."""
     seen: set[str] = set()
     deadline = time.monotonic() + timeout
+    half = False
     with env.consumer([COMMANDS]) as consumer:
         while not expected <= seen and time.monotonic() < deadline:
             for msg in consumer.consume(1000, 0.5):
                 seen.add(_command(msg.value())["envelope"]["command_id"])
+            if not half and len(seen) * 2 >= len(expected):
+                half = True
+                at_half()
     missing = len(expected - seen)
     if missing:
         raise RuntimeError(f"{missing} of {len(expected)} commands not sent within {timeout}s")
@@ -284,19 +290,29 @@ def service(runs: Runs, deals: int, workers: int, expected: set[str]) -> dict[st
     events = env.produce(workload.deals(lsn, deals))
     procs = [runs.worker(env, i) for i in range(workers)]
     started = time.perf_counter()
-    elapsed, ids = _collect_commands(env, expected, timeout=1800, started=started)
-    rss = [p.peak_rss_mb() for p in procs]
+    half_rss: list[float | None] = []
+
+    def at_half() -> None:  # the peak after half the input: the peak at the end says whether it stays flat
+        half_rss.extend(_mb(p.peak_rss_mb()) for p in procs)
+
+    elapsed, ids = _collect_commands(env, expected, timeout=1800, started=started, at_half=at_half)
+    rss = [_mb(p.peak_rss_mb()) for p in procs]
     runs.finish(env)
     return {
         "workers": workers,
         "events": events + ref_events,
         "seconds": round(elapsed, 2),
         "events_per_s": round((events + ref_events) / elapsed),
+        "peak_rss_mb_at_half": half_rss,
         "peak_rss_mb": rss,
         "commands": len(ids),
         "command_ids_sha256": _digest(ids),
         "same_commands_as_b": ids == expected,
     }
+
+
+def _mb(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def faust_cap(runs: Runs, deals: int, expected: set[str]) -> dict[str, Any]:
@@ -400,8 +416,9 @@ class Runs:
     """Everything a bench run starts, stopped and deleted however the bench ends (an error, Ctrl-C,
     SIGTERM); between runs the broker is left to settle, so no run inherits another's backlog."""
 
-    def __init__(self, base: Settings, root: Path) -> None:
+    def __init__(self, base: Settings, root: Path, worker_settings: dict[str, str] | None = None) -> None:
         self.base, self.root = base, root
+        self.worker_settings = worker_settings or {}  # CRM_ERP_* settings every worker of this bench gets
         self._procs: dict[str, list[WorkerProcess]] = {}  # by run prefix
         self._envs: dict[str, Env] = {}
         self.settle_s: list[float] = []
@@ -413,7 +430,9 @@ class Runs:
         return env
 
     def worker(self, env: Env, index: int, command: tuple[str, ...] = WORKER, **extra_env: str) -> WorkerProcess:
-        proc = WorkerProcess(env.worker_env(index) | extra_env, env.workdir / f"worker{index}.log", command)
+        proc = WorkerProcess(
+            env.worker_env(index) | self.worker_settings | extra_env, env.workdir / f"worker{index}.log", command
+        )
         self._procs.setdefault(env.settings.topic_prefix, []).append(proc)
         return proc.start()
 
@@ -461,11 +480,27 @@ def settle(s: Settings, prefix: str, probe: str, timeout: float = 120.0) -> floa
     return time.monotonic() - started
 
 
-def run(base: Settings, deals: int, out: Path, say=print, latency_seconds: float = 15.0) -> dict[str, Any]:
-    runs = Runs(base, Path(tempfile.mkdtemp(prefix="crm-erp-bench-")))
+RUNS = ("f", "c1", "c2", "latency")  # after the ceilings (a), (b), (b'), which every bench runs
+
+
+def run(
+    base: Settings,
+    deals: int,
+    out: Path,
+    say=print,
+    latency_seconds: float = 15.0,
+    only: tuple[str, ...] = RUNS,
+    worker_settings: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Every run by default; ``only`` some of RUNS (to measure one lever), ``worker_settings``
+    (``CRM_ERP_*`` names) given to every worker and recorded with the figures."""
+    unknown = set(only) - set(RUNS)
+    if unknown:
+        raise ValueError(f"unknown bench runs {sorted(unknown)}; choose from {', '.join(RUNS)}")
+    runs = Runs(base, Path(tempfile.mkdtemp(prefix="crm-erp-bench-")), worker_settings)
     interrupt = _stop_on_sigterm()
     try:
-        return _run(runs, deals, out, say, latency_seconds)
+        return _run(runs, deals, out, say, latency_seconds, only)
     finally:
         runs.close()  # what an interrupted run started must not outlive it
         interrupt()
@@ -483,8 +518,10 @@ def _stop_on_sigterm() -> Callable[[], None]:
     return lambda: signal.signal(signal.SIGTERM, previous)
 
 
-def _run(runs: Runs, deals: int, out: Path, say, latency_seconds: float) -> dict[str, Any]:
-    results: dict[str, Any] = {"deals": deals, "events_per_deal": workload.EVENTS_PER_DEAL}
+def _run(runs: Runs, deals: int, out: Path, say, latency_seconds: float, only: tuple[str, ...]) -> dict[str, Any]:
+    results: dict[str, Any] = {"deals": deals, "events_per_deal": workload.EVENTS_PER_DEAL, "runs": list(only)}
+    if runs.worker_settings:
+        results["worker_settings"] = runs.worker_settings
     env = runs.env("ceilings")
     lsn = dbz.Lsn(ts_ms=int(time.time() * 1000))
     references, deal_events = env.produce(workload.reference_data(lsn)), env.produce(workload.deals(lsn, deals))
@@ -501,44 +538,55 @@ def _run(runs: Runs, deals: int, out: Path, say, latency_seconds: float) -> dict
     same = "the same commands" if b2_ids == expected else f"{len(b2_ids)} commands, NOT those of (b)"
     say(f"(b') durable ceiling: {results['b2_durable_events_per_s']:>8} events/s, {same}")
     runs.finish(env)
-    f = results["f_faust_cap"] = faust_cap(runs, deals, expected)
-    same = "the same commands as (b)" if f["same_commands_as_b"] else f"{f['commands']} commands, NOT those of (b)"
-    say(f"(f) Faust cap:        {f['events_per_s']:>8} events/s, {same}")
+    if "f" in only:
+        f = results["f_faust_cap"] = faust_cap(runs, deals, expected)
+        same = "the same commands as (b)" if f["same_commands_as_b"] else f"{f['commands']} commands, NOT those of (b)"
+        say(f"(f) Faust cap:        {f['events_per_s']:>8} events/s, {same}")
     for workers in (1, 2):
+        if f"c{workers}" not in only:
+            continue
         r = service(runs, deals, workers, expected)
         results[f"c_service_{workers}w"] = r
         same = "the same commands as (b)" if r["same_commands_as_b"] else f"{r['commands']} commands, NOT those of (b)"
         say(
-            f"(c) service, {workers} worker(s): {r['events_per_s']:>8} events/s, peak RSS {r['peak_rss_mb']} MB, {same}"
+            f"(c) service, {workers} worker(s): {r['events_per_s']:>8} events/s, peak RSS {r['peak_rss_mb']} MB "
+            f"({r['peak_rss_mb_at_half']} MB at half the commands), {same}"
         )
-    c1, c2 = results["c_service_1w"], results["c_service_2w"]
-    if c1["same_commands_as_b"]:
-        results["ratio_c_over_b"] = round(c1["events_per_s"] / results["b_python_events_per_s"], 3)
-        say(f"c/b = {results['ratio_c_over_b']}")
-        if f["same_commands_as_b"]:
-            results["ratio_c_over_f"] = round(c1["events_per_s"] / f["events_per_s"], 3)
-            say(f"c/f = {results['ratio_c_over_f']}")
-        if results["b2_same_commands_as_b"]:
-            results["ratio_c_over_b2"] = round(c1["events_per_s"] / results["b2_durable_events_per_s"], 3)
-            say(f"c/b' = {results['ratio_c_over_b2']}")
-    else:
-        say("c/b not printed: the service and (b) sent different commands")
-    if c1["same_commands_as_b"] and c2["same_commands_as_b"]:
-        results["ratio_2w_over_1w"] = round(c2["events_per_s"] / c1["events_per_s"], 3)
-        say(f"2 workers / 1 worker = {results['ratio_2w_over_1w']}")
-    # Half rate first: the max-rate run ends with a backlog of seconds and its topics dropped, which
-    # kept the broker busy into the run after it (p99 505 ms at half rate then, 78 ms run alone).
-    for name, rate in (("half", c1["events_per_s"] / 2), ("max", c1["events_per_s"])):
-        r = latency(runs, rate, latency_seconds, f"latency-{name}")
-        results[f"latency_at_{name}_rate"] = r
-        say(
-            f"latency at {name} rate ({r['rate']} events/s, {r['deals']} deals): "
-            f"p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms "
-            f"(after a {r['warmup']['seconds']:.0f} s warm-up of {r['warmup']['deals']} deals, "
-            f"their max {r['warmup']['max_ms']} ms)"
-        )
+    _ratios(results, say)
+    c1 = results.get("c_service_1w")
+    if "latency" in only and c1:
+        # Half rate first: the max-rate run ends with a backlog of seconds and its topics dropped, which
+        # kept the broker busy into the run after it (p99 505 ms at half rate then, 78 ms run alone).
+        for name, rate in (("half", c1["events_per_s"] / 2), ("max", c1["events_per_s"])):
+            r = latency(runs, rate, latency_seconds, f"latency-{name}")
+            results[f"latency_at_{name}_rate"] = r
+            say(
+                f"latency at {name} rate ({r['rate']} events/s, {r['deals']} deals): "
+                f"p50 {r['p50_ms']:.0f} ms, p95 {r['p95_ms']:.0f} ms, p99 {r['p99_ms']:.0f} ms "
+                f"(after a {r['warmup']['seconds']:.0f} s warm-up of {r['warmup']['deals']} deals, "
+                f"their max {r['warmup']['max_ms']} ms)"
+            )
     results["settle_s"] = runs.settle_s
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2))
     say(f"written to {out}")
     return results
+
+
+def _ratios(results: dict[str, Any], say) -> None:
+    """Each ratio between two runs that sent the same command ids; the others are not printed."""
+    c1, c2, f = results.get("c_service_1w"), results.get("c_service_2w"), results.get("f_faust_cap")
+    if c1 and c1["same_commands_as_b"]:
+        results["ratio_c_over_b"] = round(c1["events_per_s"] / results["b_python_events_per_s"], 3)
+        say(f"c/b = {results['ratio_c_over_b']}")
+        if f and f["same_commands_as_b"]:
+            results["ratio_c_over_f"] = round(c1["events_per_s"] / f["events_per_s"], 3)
+            say(f"c/f = {results['ratio_c_over_f']}")
+        if results["b2_same_commands_as_b"]:
+            results["ratio_c_over_b2"] = round(c1["events_per_s"] / results["b2_durable_events_per_s"], 3)
+            say(f"c/b' = {results['ratio_c_over_b2']}")
+    elif c1:
+        say("c/b not printed: the service and (b) sent different commands")
+    if c1 and c2 and c1["same_commands_as_b"] and c2["same_commands_as_b"]:
+        results["ratio_2w_over_1w"] = round(c2["events_per_s"] / c1["events_per_s"], 3)
+        say(f"2 workers / 1 worker = {results['ratio_2w_over_1w']}")
