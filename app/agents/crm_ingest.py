@@ -8,8 +8,9 @@ declarative mapping, then route:
   whole deal lands in one partition of the deal agent (a line's delete carries only its id: the
   row index remembers which opportunity it belonged to);
 * account / product / pricebook_entry → ``sync.reference-data`` (every worker holds it whole),
-  and accounts also → ``UpsertCustomer`` on ``erp.commands.customer`` (``app.flows.accounts``,
-  run with an outbox: the upsert depends on reference data its own output changes);
+  and accounts also → a customer command (upsert, deactivate, merge) on ``erp.commands.customer``
+  (``app.flows.accounts``, run with an outbox: the command depends on reference data its own
+  output changes);
 
 Every other route is a function of the message and the row index alone, so a redelivery after a
 crash sends the same bytes again and needs no outbox.
@@ -168,14 +169,17 @@ class CrmIngest:
         await self._reference(f"price:{price_key}", change, {"list_price": f.get("list_price")}, deleted)
 
     async def _account(self, change: RowChange, lineage: Lineage) -> None:
-        if change.op is Op.DELETE:
-            await self._reference(f"account:{change.row_id}", change, {}, True)
-            return
-        previous = self.runtime.references.account(change.row_id)  # for the columns the change did not carry
+        refs = self.runtime.references
+        previous = refs.account(change.row_id)  # for the columns the change did not carry
         now = dt.datetime.now(dt.UTC)
         inp = Input(lineage.topic, lineage.partition, lineage.offset, change.row_id.encode())
         tables, user = self.accounts_tables, self.settings.integration_crm_user
-        await self.accounts.run(inp, lambda: account_flow.step(tables, change, previous, lineage, user, now))
+        step = await self.accounts.run(
+            inp, lambda: account_flow.step(tables, change, previous, refs, lineage, user, now)
+        )
+        if step is not None and step.info is not None:  # None: a redelivery re-sent, or nothing to send
+            kind = f"{step.info['command']['action'].title()}Customer"  # UpsertCustomer, DeactivateCustomer, …
+            metrics.commands_emitted.labels(type=kind).inc()
 
 
 def register(engine: Engine) -> None:

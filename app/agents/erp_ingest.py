@@ -1,8 +1,11 @@
-"""ERP order events in: decode against the registry, re-key to the deal, hand to the deal agent.
+"""ERP events in: order events re-keyed to their deal; customer events into the customer link flow.
 
-The ERP side keys its events however its producer partitions them; re-keying by the payload's
-correlation id through ``sync.deal-changes`` puts every event of a deal in the partition that owns
-the deal, after the CRM changes already there (FAUST-NOTES: co-partition by one normalised key).
+Order events: the ERP side keys them however its producer partitions them; re-keying by the
+payload's correlation id through ``sync.deal-changes`` puts every event of a deal in the partition
+that owns the deal, after the CRM changes already there (FAUST-NOTES: co-partition by one
+normalised key). Customer events answer customer commands, which go out keyed by account id; the
+catalog asks the ERP to key its answers the same way, and the link flow's table is keyed so. An
+event keyed otherwise is refused (its link would land in a partition that does not own the account).
 Undecodable or incomplete events go to the dead-letter topic with their coordinates.
 """
 
@@ -14,8 +17,12 @@ from typing import TYPE_CHECKING
 
 from app.cdc import messages
 from app.domain.changes import Lineage
+from app.domain.customer_links import CustomerEvent
 from app.domain.errors import ReasonCode, SyncError
 from app.domain.feedback.lifecycle import ErpEvent, ErpKind
+from app.domain.outputs import CrmAccountUpdate
+from app.engine.keyed import Input
+from app.flows import customer_links as link_flow
 from app.observe import metrics
 
 if TYPE_CHECKING:
@@ -23,17 +30,34 @@ if TYPE_CHECKING:
 
 EVENTS_TOPIC = "erp.events.sales-order"
 EVENT = "io.crmerpsync.erp.events.ErpOrderEvent"
+CUSTOMER_EVENTS_TOPIC = "erp.events.customer"
+CUSTOMER_EVENT = "io.crmerpsync.erp.events.ErpCustomerEvent"
 _consumed = metrics.events_consumed.labels(topic=EVENTS_TOPIC)
 _routed = metrics.flow_events.labels(flow="erp_feedback", outcome="routed")
 _decode = metrics.stage_seconds.labels(stage="decode")
+_customer_consumed = metrics.events_consumed.labels(topic=CUSTOMER_EVENTS_TOPIC)
+_links = metrics.flow_events.labels  # flow="customer_links", outcome: active, deactivated, merged, duplicate
+_account_updates = metrics.commands_emitted.labels(type="CrmAccountUpdateCommand")
 
 
 def _ms(value) -> int:
     return int(value.timestamp() * 1000) if isinstance(value, dt.datetime) else int(value)
 
 
+def customer_event(v: dict, key: bytes | None) -> CustomerEvent:
+    """The decoded ``ErpCustomerEvent`` ``v`` read under ``key``, checked."""
+    if key is None or key.decode("utf-8", errors="replace") != v["account_id"]:
+        raise SyncError(
+            ReasonCode.MAPPING_ERROR,
+            f"ERP customer event {v['event_id']} keyed {key!r}, not by its account id {v['account_id']!r}",
+        )
+    fields = {name: value for name, value in v.items() if name in CustomerEvent.model_fields}
+    return CustomerEvent(**fields, occurred_at_ms=_ms(v["occurred_at"]))
+
+
 def register(engine: Engine) -> None:
-    """The ERP event agent, on the engine's app."""
+    """The ERP order event agent and the customer link agent, on the engine's app."""
+    _register_customer_links(engine)
     erp_events = engine.app.topic(engine.settings.topic(EVENTS_TOPIC), key_serializer="raw", value_serializer="raw")
     values = engine.runtime.decoder(EVENT)
 
@@ -72,3 +96,39 @@ def register(engine: Engine) -> None:
     async def ingest_erp(stream):
         async for event in stream.events():
             await engine.guard.guarded(event, lambda event=event: ingest(event))
+
+
+def _register_customer_links(engine: Engine) -> None:
+    topic = engine.app.topic(engine.settings.topic(CUSTOMER_EVENTS_TOPIC), key_serializer="raw", value_serializer="raw")
+    values = engine.runtime.decoder(CUSTOMER_EVENT)
+    links = engine.tables.customer_links
+    tables = {links.name: links}
+    runner = engine.outputs.runner("customer_links", tables, links)
+
+    async def link(event) -> None:
+        msg = event.message
+        _customer_consumed.inc()
+        if event.value is None:
+            raise SyncError(ReasonCode.NULL_VALUE, "an ERP customer event without a value")
+        decoded = await values.decode(event.value)
+        v = decoded.value
+        customer = customer_event(v, event.key)
+        lineage = Lineage(msg.topic, msg.partition, msg.offset, decoded.schema_id, customer.occurred_at_ms)
+        now = dt.datetime.now(dt.UTC)
+        inp = Input(msg.topic, msg.partition, msg.offset, event.key)
+        step = await runner.run(inp, lambda: link_flow.step(tables, customer, lineage, now))
+        if step is not None:  # None: a redelivery, its recorded outputs re-sent
+            link = step.info
+            _links(flow="customer_links", outcome="duplicate" if link is None else str(link.status).lower()).inc()
+            if any(isinstance(o, CrmAccountUpdate) for o in step.outputs):
+                _account_updates.inc()
+
+    @engine.app.agent(topic, name=f"{__name__}.link_customers")
+    async def link_customers(stream):
+        async for event in stream.events():
+            await engine.guard.guarded(event, lambda event=event: link(event), lambda event=event: _key(event))
+
+
+def _key(event) -> str | None:
+    """The account id the event is keyed by (the quarantine's correlation id, before decoding)."""
+    return event.key.decode("utf-8", errors="replace") if event.key else None

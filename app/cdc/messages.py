@@ -3,7 +3,7 @@
 ``sync.deal-changes``: everything that happens to one deal, keyed by opportunity id so one
 partition owns the deal: a normalised CRM row change, an ERP order event, or a re-check (a parked
 deal's dependency, or an SLA deadline). ``sync.reference-data``: an account, product or list
-price as every worker holds it.
+price as every worker holds it, and the ERP customer link of an account.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from app.domain.changes import Lineage, Op, Position, RowChange
+from app.domain.customer_links import CustomerLink
 from app.domain.feedback.lifecycle import ErpEvent, ErpKind
 from app.domain.orders.decide import DealChange
 
@@ -98,3 +99,8 @@ def parse_deal_change(value: bytes, topic: str, delivery: str) -> DealChange | E
 
 def reference(change: RowChange, fields: dict[str, Any], deleted: bool) -> bytes:
     return dumps({"lsn": change.position.lsn, "ts_ms": change.position.ts_ms, "deleted": deleted, "fields": fields})
+
+
+def link(value: CustomerLink) -> bytes:
+    """A customer link on the reference topic: ordered by the link's version, not a source position."""
+    return dumps({"lsn": None, "ts_ms": value.version, "deleted": False, "fields": value.model_dump(mode="json")})

@@ -14,7 +14,7 @@ from typing import Any
 
 from app.domain.customers import ALLOWED_FIELDS as CUSTOMER_FIELDS
 from app.domain.feedback.fold import CRM_UPDATE_IDENTITY, CRM_WRITABLE
-from app.domain.outputs import CrmUpdate, CustomerCommand, Output, SalesOrderCommand
+from app.domain.outputs import CrmAccountUpdate, CrmUpdate, CustomerCommand, Output, SalesOrderCommand
 
 _ADDRESS = ("street", "city", "postal_code", "state", "country")
 ENVELOPE = frozenset(
@@ -72,6 +72,8 @@ OUTBOUND: dict[type[Output], frozenset[str]] = {
     | {f"command.{f}" for f in CUSTOMER_FIELDS - {"bill_to", "ship_to"}}
     | {f"command.{f}" for f in _ADDRESSES},
     CrmUpdate: ENVELOPE | CRM_UPDATE_IDENTITY - {"envelope"} | CRM_WRITABLE,
+    CrmAccountUpdate: ENVELOPE
+    | {"account_id", "erp_customer_number", "erp_customer_status", "credit_limit", "currency", "credit_hold"},
 }
 
 

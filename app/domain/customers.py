@@ -1,4 +1,10 @@
-"""Account changes → ``UpsertCustomer`` for the ERP, carrying only what the ERP needs.
+"""Account changes → customer commands for the ERP, carrying only what the ERP needs.
+
+An account created or edited is an UPSERT; an account deleted in the CRM DEACTIVATEs its ERP
+customer; an account merged into another (the CRM's merge keeps the survivor and marks the
+loser with ``merged_into`` before deleting it) is a MERGE into the survivor's customer. Deactivate
+and merge are sent only for a customer the ERP was told about, and once: the loser's later delete
+sends nothing more.
 
 Data minimisation: the command is built from an explicit allow-list; phone, website, industry,
 revenue and every other CRM account column never leave the CRM through this flow.
@@ -15,8 +21,12 @@ from app.domain.envelope import command_envelope
 from app.domain.orders.references import Account
 from app.domain.outputs import CustomerCommand, Output
 
+UPSERT, DEACTIVATE, MERGE = "UPSERT", "DEACTIVATE", "MERGE"  # io.crmerpsync.erp.commands.CustomerAction
 ALLOWED_FIELDS = frozenset(
     {
+        "action",
+        "merged_into_account_id",
+        "merged_into_customer_number",
         "account_id",
         "name",
         "customer_number",
@@ -39,6 +49,9 @@ def _address(a) -> dict[str, Any] | None:
 def erp_view(account_id: str, account: Account) -> dict[str, Any]:
     """The allow-listed fields the ERP keeps about a customer."""
     view = {
+        "action": UPSERT,
+        "merged_into_account_id": None,
+        "merged_into_customer_number": None,
         "account_id": account_id,
         "name": account.name or "",
         "customer_number": account.erp_customer_number,
@@ -68,7 +81,32 @@ def upsert_customer(
     view = erp_view(change.row_id, account)
     if sent == view:
         return None
-    command_id = f"{change.row_id}:upsert:{change.position.label()}"
+    return _command(change, view, lineage, now)
+
+
+def retire_customer(
+    change: RowChange,
+    sent: dict[str, Any] | None,
+    merged_into: str | None,
+    survivor: Account | None,
+    lineage: Lineage,
+    now: dt.datetime,
+) -> dict[str, Any] | None:
+    """The DEACTIVATE (``merged_into`` None) or MERGE command for an account deleted or merged in
+    the CRM; None when the ERP never heard of the customer or was already told it is gone.
+    ``survivor``: the account merged into, as known now (its ERP customer number, if linked)."""
+    if sent is None or sent.get("action", UPSERT) != UPSERT:
+        return None
+    view = {**sent, "action": MERGE if merged_into else DEACTIVATE}
+    if merged_into:
+        view["merged_into_account_id"] = merged_into
+        view["merged_into_customer_number"] = survivor.erp_customer_number if survivor else None
+    return _command(change, view, lineage, now)
+
+
+def _command(change: RowChange, view: dict[str, Any], lineage: Lineage, now: dt.datetime) -> dict[str, Any]:
+    action = view["action"].lower()
+    command_id = f"{change.row_id}:{action}:{change.position.label()}"
     causation = [f"{change.table}/{change.row_id}@{change.position.label()}"]
     envelope = command_envelope(command_id, change.row_id, causation, lineage, change.position.label(), now)
     return {"envelope": envelope, "command": view}

@@ -52,12 +52,17 @@ class SalesOrderCommand(Output):
 
 @dataclass(frozen=True, slots=True)
 class CustomerCommand(Output):
-    """UpsertCustomer: the ERP's view of a CRM account."""
+    """A customer command (upsert, deactivate, merge): the ERP's view of a CRM account."""
 
 
 @dataclass(frozen=True, slots=True)
 class CrmUpdate(Output):
     """The ERP-owned fields of a deal, for the CRM."""
+
+
+@dataclass(frozen=True, slots=True)
+class CrmAccountUpdate(Output):
+    """The ERP customer link and credit state of an account, for the CRM."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,8 @@
 
 Deals are partitioned by opportunity, but any deal may need any account or product, so the
 reference data cannot live in a partitioned table. The ingest agent publishes it to the compacted
-``sync.reference-data`` topic (key ``account:<id>``, ``product:<id>``, ``price:<product>|<currency>``);
+``sync.reference-data`` topic (key ``account:<id>``, ``product:<id>``, ``price:<product>|<currency>``,
+and ``link:<account id>``, the account's ERP customer link from the customer link flow);
 every worker reads that topic from the beginning on a background thread into memory and keeps
 following it. A record older than the one held (by source position) is ignored. ``ready`` is set
 once the initial load has reached the end offsets seen at start.
@@ -23,6 +24,7 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from app.domain.customer_links import CustomerLink
 from app.domain.orders.references import Account, Product
 
 log = logging.getLogger(__name__)
@@ -35,13 +37,26 @@ class ReferenceStore:
         self._accounts: dict[str, Account] = {}
         self._products: dict[str, Product] = {}
         self._prices: dict[str, Decimal] = {}
+        self._links: dict[str, CustomerLink] = {}
         self._positions: dict[str, tuple[int | None, int]] = {}
         self.ready = threading.Event()
         self.records_applied = 0
 
     # --- References -----------------------------------------------------------------
     def account(self, account_id: str) -> Account | None:
-        return self._accounts.get(account_id)
+        """The CRM account, with the ERP customer number of its link when the CRM has none yet (the
+        write-back is on its way): a deal waiting for the link goes on as soon as the ERP gives it."""
+        account = self._accounts.get(account_id)
+        if account is None or account.erp_customer_number:
+            return account
+        link = self._links.get(account_id)
+        if link is None or not link.linked:
+            return account
+        return account.model_copy(update={"erp_customer_number": link.customer_number})
+
+    def link(self, account_id: str) -> CustomerLink | None:
+        """The account's ERP customer link (number, status, credit), None before the ERP gave one."""
+        return self._links.get(account_id)
 
     def product(self, product_id: str) -> Product | None:
         return self._products.get(product_id)
@@ -71,10 +86,18 @@ class ReferenceStore:
             self._products[ident] = Product.model_validate(record["fields"])
         elif kind == "price":
             self._prices[ident] = Decimal(record["fields"]["list_price"])
+        elif kind == "link":
+            self._links[ident] = CustomerLink.model_validate(record["fields"])
         self.records_applied += 1
 
     def _drop(self, kind: str, ident: str) -> None:
-        {"account": self._accounts, "product": self._products, "price": self._prices}.get(kind, {}).pop(ident, None)
+        tables: dict[str, dict] = {
+            "account": self._accounts,
+            "product": self._products,
+            "price": self._prices,
+            "link": self._links,
+        }
+        tables.get(kind, {}).pop(ident, None)
 
 
 def _not_newer(pos: tuple[int | None, int], held: tuple[int | None, int]) -> bool:

@@ -14,6 +14,7 @@ from app.catalog import spec
 from app.domain.outputs import (
     JSON,
     AuditRecord,
+    CrmAccountUpdate,
     CrmUpdate,
     CustomerCommand,
     DriftAlert,
@@ -31,6 +32,7 @@ TOPICS: dict[type[Output], str] = {
     SalesOrderCommand: "erp.commands.sales-order",
     CustomerCommand: "erp.commands.customer",
     CrmUpdate: "crm.commands.update",
+    CrmAccountUpdate: "crm.commands.account-update",
     ExceptionRaised: "sync.exceptions",
     ExceptionResolved: "sync.exception-resolutions",
     AuditRecord: "sync.audit",

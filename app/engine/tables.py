@@ -54,3 +54,7 @@ class Tables:
             "customer-views",
             "account id -> the customer view the ERP was last sent (JSON), beside the account flow's outbox",
         )
+        self.customer_links = table(
+            "customer-links",
+            "account id -> the ERP customer link: number, status, credit (JSON), beside the link flow's outbox",
+        )

@@ -1,4 +1,5 @@
-"""``crm-erp-sync crm-writer``: apply ``crm.commands.update`` to a CRM kept in PostgreSQL.
+"""``crm-erp-sync crm-writer``: apply ``crm.commands.update`` and ``crm.commands.account-update`` to a
+CRM kept in PostgreSQL.
 
 A reference writer for CRMs that live in a database the team's Debezium connector reads (the local
 platform's, or one like it). Salesforce teams apply the same commands through their own API
@@ -28,7 +29,7 @@ from app.settings import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
 WRITEBACK = REPO_ROOT / "app" / "mappings" / "crm-writeback.toml"
-TOPIC = "crm.commands.update"
+TOPICS = ("crm.commands.update", "crm.commands.account-update")
 
 
 @dataclass(frozen=True)
@@ -110,10 +111,11 @@ def run(s: Settings, stop: threading.Event | None = None, say: Callable[[str], N
     decode = AvroDeserializer(
         SchemaRegistryClient(registry_config(s)), conf={"subject.name.strategy": topic_subject_name_strategy}
     )
-    topic = s.topic(TOPIC)
-    consumer = Subscription(s, [topic], f"{s.app_id}-crm-writer", **{"enable.auto.commit": False})
+    topics = [s.topic(t) for t in TOPICS]
+    consumer = Subscription(s, topics, f"{s.app_id}-crm-writer", **{"enable.auto.commit": False})
     applied = 0
-    say(f"crm-writer: {topic} → {(s.crm_database_url and 'CRM_ERP_CRM_DATABASE_URL') or 'the local CRM database'}")
+    target = "CRM_ERP_CRM_DATABASE_URL" if s.crm_database_url else "the local CRM database"
+    say(f"crm-writer: {', '.join(topics)} → {target}")
     try:
         with psycopg.connect(database_url(s), options="-c TimeZone=UTC") as conn:
             while not stop.is_set():

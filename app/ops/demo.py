@@ -102,7 +102,7 @@ def _settle(port: int, erp: ErpSystem, say: Callable[[str], None]) -> None:
     last, quiet_since = -1.0, time.monotonic()
     while time.monotonic() - started < SETTLE_MAX_S:
         out = scrape(port).get("crm_erp_sync_commands_emitted_total", 0.0)
-        if out != last or erp.pending():
+        if out != last or erp.pending() or erp.customers.pending():
             last, quiet_since = out, time.monotonic()
         elif time.monotonic() - quiet_since >= SETTLE_QUIET_S:
             return
@@ -130,6 +130,7 @@ def observe(s: Settings, port: int) -> Observed:
         seen.create_latencies_ms = list(first.values())
         seen.customers = [reader.decode(m.value()) for m in _read(snapshot, s, "erp.commands.customer")]
         seen.crm_updates = [reader.decode(m.value()) for m in _read(snapshot, s, "crm.commands.update")]
+        seen.account_updates = [reader.decode(m.value()) for m in _read(snapshot, s, "crm.commands.account-update")]
         seen.exceptions = [reader.decode(m.value()) for m in _read(snapshot, s, "sync.exceptions")]
         seen.resolutions = [reader.decode(m.value()) for m in _read(snapshot, s, "sync.exception-resolutions")]
         seen.alerts = [reader.decode(m.value()) for m in _read(snapshot, s, "sync.drift-alerts")]
@@ -186,7 +187,7 @@ def run(
         t.start()
     try:
         say(f"demo: the simulated CRM sends {rate:.0f} messages/s for {seconds:.0f} s (seed {seed})")
-        crm = run_crm(s, CrmSimulator(seed, CrmMix(), None), rate, seconds, say=say)
+        crm = run_crm(s, CrmSimulator(seed, CrmMix(), None, erp_links=True), rate, seconds, say=say)
         say("demo: CRM done; waiting for the pipeline and the ERP to settle…")
         _settle(port, erp, say)
         stop_erp.set()

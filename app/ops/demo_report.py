@@ -24,6 +24,7 @@ class Observed:
     sales_orders: list[dict[str, Any]] = field(default_factory=list)
     customers: list[dict[str, Any]] = field(default_factory=list)
     crm_updates: list[dict[str, Any]] = field(default_factory=list)
+    account_updates: list[dict[str, Any]] = field(default_factory=list)  # the customer links written back
     exceptions: list[dict[str, Any]] = field(default_factory=list)
     resolutions: list[dict[str, Any]] = field(default_factory=list)
     dead_letter_reasons: list[str] = field(default_factory=list)
@@ -68,6 +69,12 @@ def summarise(crm: Mapping[str, Any], erp: Mapping[str, Any], seen: Observed) ->
         for e in exceptions.values()
         if e["exception_id"] not in resolved and e.get("amount_at_risk") is not None and e.get("currency")
     ]
+    linked = {u["account_id"] for u in seen.account_updates if u.get("erp_customer_status") == "ACTIVE"}
+    waiting = {
+        e["exception_id"]
+        for e in exceptions.values()
+        if e["reason_code"] == "CUSTOMER_NOT_LINKED" and e["exception_id"] not in resolved
+    }
     at_risk = {currency: amount for (source, currency), amount in revenue_at_risk(risks).items() if source == "total"}
     lat = sorted(seen.create_latencies_ms)
     return {
@@ -84,6 +91,8 @@ def summarise(crm: Mapping[str, Any], erp: Mapping[str, Any], seen: Observed) ->
             "cancels": len(commands["CancelSalesOrder"]),
             "customer_upserts": len({c["envelope"]["command_id"] for c in seen.customers}),
             "crm_updates": len({u["envelope"]["command_id"] for u in seen.crm_updates}),
+            "customers_linked": len(linked),
+            "deals_waiting_for_a_link": len(waiting),
             "duplicates_suppressed": int(seen.dedup_hits),
             "exceptions_by_reason": dict(sorted(Counter(e["reason_code"] for e in exceptions.values()).items())),
             "exceptions_resolved": len(resolved & exceptions.keys()),
@@ -102,6 +111,7 @@ def summarise(crm: Mapping[str, Any], erp: Mapping[str, Any], seen: Observed) ->
             "outcomes": erp["outcomes"],
             "faults": erp["faults"],
             "events_delivered": sum(erp["events_delivered"].values()),
+            "customers": erp.get("customers", {}),
         },
     }
 
@@ -137,7 +147,10 @@ def render(summary: Mapping[str, Any], where: Iterable[str] = ()) -> str:
         "── the service ─────────────────────────────────────────────────",
         f"orders created         {s['orders_created']} (distinct command ids; expected {x['create_command_ids']})",
         f"amends / cancels       {s['amends']} / {s['cancels']}",
-        f"customer upserts       {s['customer_upserts']}",
+        f"customer commands      {s['customer_upserts']}",
+        f"customers linked       {s['customers_linked']} ({_pairs(e['customers'].get('events', {}))} from the ERP; "
+        f"{e['customers'].get('dropped', 0)} answers lost); deals still waiting for a link "
+        f"{s['deals_waiting_for_a_link']}",
         f"CRM updates            {s['crm_updates']} (from {e['events_delivered']} ERP events)",
         f"duplicates suppressed  {s['duplicates_suppressed']}",
         f"exceptions by reason   {_pairs(s['exceptions_by_reason'])} ({s['exceptions_resolved']} resolved)",

@@ -31,6 +31,9 @@ from app.sim.erp_system import ErpConfig, ErpSummary, ErpSystem
 COMMANDS = "erp.commands.sales-order"
 EVENTS = "erp.events.sales-order"
 EVENT_CONTRACT = "io.crmerpsync.erp.events.ErpOrderEvent"
+CUSTOMER_COMMANDS = "erp.commands.customer"
+CUSTOMER_EVENTS = "erp.events.customer"
+CUSTOMER_EVENT_CONTRACT = "io.crmerpsync.erp.events.ErpCustomerEvent"
 
 
 class SimulateError(ServiceError):
@@ -197,10 +200,16 @@ def run_erp(
     from app.serde.avro import AvroEncoder
 
     reg = _registry(s)
-    events_topic = s.topic(EVENTS)
+    events_topic, customer_topic = s.topic(EVENTS), s.topic(CUSTOMER_EVENTS)
     encoder = AvroEncoder(_schema_id(reg, f"{events_topic}-value", EVENT_CONTRACT), _expanded(EVENT_CONTRACT))
+    customer_encoder = AvroEncoder(
+        _schema_id(reg, f"{customer_topic}-value", CUSTOMER_EVENT_CONTRACT), _expanded(CUSTOMER_EVENT_CONTRACT)
+    )
     decoder = CommandDecoder(reg)
-    consumer = Subscription(s, [s.topic(COMMANDS)], group or f"{s.app_id}.erp-sim", **{"enable.auto.commit": True})
+    customer_commands = s.topic(CUSTOMER_COMMANDS)
+    consumer = Subscription(
+        s, [s.topic(COMMANDS), customer_commands], group or f"{s.app_id}.erp-sim", **{"enable.auto.commit": True}
+    )
     producer = _producer(s)
     started = last_report = last_activity = time.monotonic()
     consuming, drain_until = True, None
@@ -209,13 +218,15 @@ def run_erp(
             now = time.monotonic()
             if consuming and duration is not None and now - started >= duration:
                 consuming, drain_until = False, now + drain
-            if not consuming and (erp.pending() == 0 or now >= (drain_until or now)):
+            pending = erp.pending() + erp.customers.pending()
+            if not consuming and (pending == 0 or now >= (drain_until or now)):
                 break
-            if idle_exit is not None and erp.pending() == 0 and now - last_activity >= idle_exit:
+            if idle_exit is not None and pending == 0 and now - last_activity >= idle_exit:
                 break
             wait = 0.2
-            if (next_due := erp.next_due()) is not None:
-                wait = min(wait, max(0.0, next_due - time.time()))
+            for next_due in (erp.next_due(), erp.customers.next_due()):
+                if next_due is not None:
+                    wait = min(wait, max(0.0, next_due - time.time()))
             if consuming:
                 for msg in consumer.consume(500, wait):
                     last_activity = time.monotonic()
@@ -225,12 +236,18 @@ def run_erp(
                         erp.summary.undecodable += 1
                         say(f"erp: undecodable command at {msg.topic()}/{msg.partition()}/{msg.offset()}: {exc}")
                         continue
-                    erp.on_command(value, time.time())
+                    if msg.topic() == customer_commands:
+                        erp.customers.on_command(value, time.time())
+                    else:
+                        erp.on_command(value, time.time())
             elif wait:
                 time.sleep(wait)
             for record in erp.due(time.time()):
                 last_activity = time.monotonic()
                 _send(producer, events_topic, record["correlation_id"].encode(), encoder.encode(record))
+            for record in erp.customers.due(time.time()):
+                last_activity = time.monotonic()
+                _send(producer, customer_topic, record["account_id"].encode(), customer_encoder.encode(record))
             producer.poll(0)
             if progress_s and now - last_report >= progress_s:
                 last_report = now
@@ -283,6 +300,11 @@ def add_parser(sub, settings: Callable[[], Settings]) -> None:
     c.add_argument("--count", type=int, help="deals to play out (default 100 unless --duration is given)")
     c.add_argument("--duration", type=float, help="seconds after which no new deal starts (deals in flight finish)")
     c.add_argument("--prefix", default="opp", help="opportunity id prefix (default opp: opp-0, opp-1, ...)")
+    c.add_argument(
+        "--erp-links",
+        action="store_true",
+        help="expect an ERP (simulate erp) to link unlinked accounts: their deals count as becoming orders",
+    )
     c.add_argument("--json", type=Path, help="also write the summary (with per-deal expectations) to this file")
     _config_flags(c, crm.CrmMix)
     c.set_defaults(func=lambda args: _crm_cli(settings(), args))
@@ -308,7 +330,7 @@ def _crm_cli(s: Settings, args: argparse.Namespace) -> int:
         print(f"crm-erp-sync simulate crm: {exc}", file=sys.stderr)
         return 2
     count = args.count if args.count is not None else (None if args.duration else 100)
-    sim = crm.CrmSimulator(args.seed, mix, count, prefix=args.prefix)
+    sim = crm.CrmSimulator(args.seed, mix, count, prefix=args.prefix, erp_links=args.erp_links)
     try:
         summary = run_crm(s, sim, args.rate, args.duration)
     except SimulateError as exc:

@@ -290,8 +290,19 @@ class CrmSimulator:
     the stream ends once the deals in flight are finished.
     """
 
-    def __init__(self, seed: int = 1, mix: CrmMix | None = None, count: int | None = 100, prefix: str = "opp") -> None:
+    def __init__(
+        self,
+        seed: int = 1,
+        mix: CrmMix | None = None,
+        count: int | None = 100,
+        prefix: str = "opp",
+        erp_links: bool = False,
+    ) -> None:
+        """``erp_links``: an ERP answers the service's customer commands (``simulate erp`` does), so
+        a deal on an account without an ERP customer number goes on to an order once the ERP links
+        the account; without one it stays incomplete."""
         self.mix = mix or CrmMix()
+        self.erp_links = erp_links
         self.count = count
         self.prefix = prefix
         self.rng = random.Random(seed)
@@ -507,7 +518,8 @@ class CrmSimulator:
             values.setdefault("close_date", close)
             return dbz.opportunity_row(opp, account, stage, amt, currency=currency, **values)
 
-        plan = DealPlan(opp, scenario, account, currency, amount, len(lines), WON, reason is None, reason)
+        complete = reason is None or (reason is Incomplete.UNLINKED_ACCOUNT and self.erp_links)
+        plan = DealPlan(opp, scenario, account, currency, amount, len(lines), WON, complete, reason)
         ch = plan.changes
         current = {"opp": header("Prospecting")}
 

@@ -30,6 +30,9 @@ Faults (``ErpConfig`` shares, each rolled once per order), and the drift alert e
 - ``duplicate_rate``, ``hold_rate``, ``dispute_rate``, ``partial_ship_rate``: no drift; the CRM
   update shows a credit hold, a dispute, a partial shipment
 
+Customer commands go to ``customers`` (``app/sim/erp_customers.py``), the ERP's customer master,
+which answers each with a customer event.
+
 Pure: no Kafka, no registry, no clock (``now`` is passed in, epoch seconds). AGGREGATE_PARITY
 alerts follow from rejections and ignored orders once the service's parity window closes.
 """
@@ -45,6 +48,7 @@ from decimal import Decimal
 from typing import Any
 
 from app.sim import erp as build
+from app.sim.erp_customers import CustomerBook, CustomerSummary
 
 CENT = Decimal("0.01")
 TAX_RATE = Decimal("0.19")
@@ -93,6 +97,9 @@ class ErpConfig:
     partial_ship_rate: float = _help(0.1, "orders of several lines shipped in two shipments")
     hold_rate: float = _help(0.02, "orders put on credit hold after acceptance, released before shipment")
     dispute_rate: float = _help(0.02, "invoices disputed by the customer")
+    customer_delay: float = _help(1.0, "seconds from a customer command to its customer event")
+    customer_hold_rate: float = _help(0.0, "new customers created on credit hold")
+    customer_drop_rate: float = _help(0.0, "customer events lost on their way (the account's deals wait for a link)")
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():
@@ -205,6 +212,7 @@ class ErpSummary:
     amended: int = 0
     unknown_order: Counter = field(default_factory=Counter)  # amend/cancel for no live order
     undecodable: int = 0
+    customers: CustomerSummary = field(default_factory=CustomerSummary)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -224,6 +232,7 @@ class ErpSummary:
             "amended": self.amended,
             "amend_or_cancel_without_order": dict(self.unknown_order),
             "undecodable_commands": self.undecodable,
+            "customers": self.customers.to_json(),
         }
 
     def render(self) -> str:
@@ -239,6 +248,9 @@ class ErpSummary:
             f"faults             {pairs(self.faults)}\n"
             f"events delivered   {sum(self.delivered.values())}  {pairs(self.delivered)}\n"
             f"events dropped     {pairs(self.dropped)}   withdrawn (cancel/amend) {self.withdrawn}\n"
+            f"customer commands  {pairs(self.customers.commands)}\n"
+            f"customer events    {pairs(self.customers.events)}  dropped {self.customers.dropped}  "
+            f"duplicated {self.customers.duplicated}\n"
         )
 
 
@@ -261,6 +273,7 @@ class ErpSystem:
         self._phantoms = 0
         self._queue: list[tuple[float, int, Delivery]] = []
         self._tie = 0
+        self.customers = CustomerBook(self.rng, self.config, system, self.summary.customers)
 
     # --- commands in ---------------------------------------------------------------------
     def on_command(self, value: dict[str, Any], now: float) -> list[Delivery]:

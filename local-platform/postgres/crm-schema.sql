@@ -31,6 +31,12 @@ CREATE TABLE IF NOT EXISTS account (
     last_modified_date    timestamp NOT NULL DEFAULT (now() AT TIME ZONE 'UTC')
 );
 
+-- Added later (a CRM evolves its schema while CDC runs): the ERP's credit limit and customer status,
+-- written back with the customer link, and the merge marker the CRM sets on an account it removes.
+ALTER TABLE account ADD COLUMN IF NOT EXISTS credit_limit numeric(18, 2);
+ALTER TABLE account ADD COLUMN IF NOT EXISTS erp_customer_status text;
+ALTER TABLE account ADD COLUMN IF NOT EXISTS master_record_id text;
+
 CREATE TABLE IF NOT EXISTS contact (
     id          text PRIMARY KEY,
     account_id  text REFERENCES account (id),

@@ -20,6 +20,9 @@ def test_a_short_demo_exercises_every_flow_and_creates_exactly_the_expected_orde
     assert s["orders_created"] == crm["expected"]["create_command_ids"] > 0
     assert (s["amends"], s["cancels"]) == (crm["expected"]["amends"], crm["expected"]["cancels"])
     assert s["customer_upserts"] > 0 and s["crm_updates"] > 0 and s["duplicates_suppressed"] > 0
+    # the link loop: every account the CRM sent got its ERP customer; no deal waits for a link the ERP gave
+    assert s["customers_linked"] > 0 and s["deals_waiting_for_a_link"] == 0
+    assert summary["erp"]["customers"]["events"].get("CREATED", 0) > 0  # accounts new to the ERP
     assert s["quarantined_by_reason"] and s["exceptions_by_reason"]
     assert sum(s["quarantined_by_reason"].values()) == crm["malformed_sent"]  # only the damaged copies
     assert s["drift_alerts_by_kind"]

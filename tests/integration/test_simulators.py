@@ -41,7 +41,7 @@ def test_simulated_crm_and_erp_drive_the_worker_end_to_end(sandbox: Sandbox, wor
     )
     erp_thread.start()
     try:
-        sim = CrmSimulator(21, CrmMix(malformed=0.0, reopened=0.15, incomplete=0.1), count=30)
+        sim = CrmSimulator(21, CrmMix(malformed=0.0, reopened=0.15, incomplete=0.1), count=30, erp_links=True)
         summary = simulate.run_crm(sandbox.settings, sim, rate=200, say=log.append)
         deals = {d.id: d for d in summary.deals}
         assert len(deals) == 30 and summary.messages["duplicate"] > 0 and summary.reordered_pairs > 0

@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from app.domain.changes import Lineage, Op, Position, RowChange
+from app.domain.customer_links import CustomerEvent, CustomerEventKind
 from app.domain.exceptions import state as exception_state
 from app.domain.exceptions.escalation import load
 from app.domain.feedback.lifecycle import ErpKind
@@ -26,6 +27,7 @@ from app.engine.failpoints import FailPoints, parse
 from app.engine.keyed import Input
 from app.engine.routes import route
 from app.flows import accounts as account_flow
+from app.flows import customer_links as link_flow
 from app.flows import deals as deal_flow
 from app.flows import ledger as ledger_flow
 from app.flows import parity as parity_flow
@@ -37,6 +39,8 @@ from tests.support.erp import OPP, Deal, rejection_exception
 
 POLICY = Policy()
 POINTS = ("after_state", "after_send")
+
+REFS = references()
 
 
 def deal_events():
@@ -255,14 +259,36 @@ def test_a_customer_upsert_survives_a_crash_even_though_its_reference_data_went_
     at = Input("crm.public.account", 0, 42, b"001-9")
     driver.wire.crash_at = point
     with pytest.raises(Crash):
-        driver.run(at, lambda: account_flow.step(driver.tables, change, None, lineage, "005-integration", NOW))
+        driver.run(at, lambda: account_flow.step(driver.tables, change, None, REFS, lineage, "005-integration", NOW))
     driver.restart()
     known = Account.model_validate(change.fields)  # the reference data now holds the new account
-    assert account_flow.step(driver.tables, change, known, lineage, "005-integration", NOW).info is None
-    driver.run(at, lambda: account_flow.step(driver.tables, change, known, lineage, "005-integration", NOW))
+    assert account_flow.step(driver.tables, change, known, REFS, lineage, "005-integration", NOW).info is None
+    driver.run(at, lambda: account_flow.step(driver.tables, change, known, REFS, lineage, "005-integration", NOW))
     upserts = driver.sent("erp.commands.customer")
     assert {u["envelope"]["command_id"] for u in upserts} == {"001-9:upsert:" + change.position.label()}
     assert [a["topic"] for a in driver.sent("sync.audit")][:1] == ["erp.commands.customer"]
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_a_customer_link_and_its_crm_write_back_survive_a_crash(point):
+    """After the crash the link is recorded, so re-deciding would take the redelivered event for a
+    duplicate and send nothing; the outbox re-sends the write-back and the reference record."""
+    event = CustomerEvent(
+        event_id="e-1", account_id="acc-u1", kind=CustomerEventKind.CREATED, customer_number="C-900001",
+        occurred_at_ms=1_700_000_000_000,
+    )  # fmt: skip
+    lineage = Lineage("erp.events.customer", 2, 5, 9, None)
+    driver = Driver("customer_links", (link_flow.LINKS,), link_flow.LINKS)
+    at = Input("erp.events.customer", 2, 5, b"acc-u1")
+    driver.wire.crash_at = point
+    with pytest.raises(Crash):
+        driver.run(at, lambda: link_flow.step(driver.tables, event, lineage, NOW))
+    driver.restart()
+    driver.run(at, lambda: link_flow.step(driver.tables, event, lineage, NOW))
+    assert link_flow.step(driver.tables, event, lineage, NOW).outputs == []  # recorded: a duplicate now
+    updates = driver.sent("crm.commands.account-update")
+    assert {u["envelope"]["command_id"] for u in updates} == {"acc-u1:link:e-1"}
+    assert [r.key for r in driver.wire.sent if r.topic == "sync.reference-data"][-1] == b"link:acc-u1"
 
 
 # --- fail-points -------------------------------------------------------------------------------

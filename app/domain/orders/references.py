@@ -23,6 +23,7 @@ class Account(BaseModel):
     last_modified_at: object | None = None
     bill_to: Address | None = None
     ship_to: Address | None = None
+    merged_into: str | None = None  # the CRM merged this account into that one (it is deleted next)
 
 
 class Product(BaseModel):
