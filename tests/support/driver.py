@@ -16,8 +16,9 @@ import orjson
 
 from app.contracts.models import model
 from app.domain.outputs import JSON, Output
+from app.engine import keyed
 from app.engine.failpoints import FailPoints
-from app.engine.keyed import Input, KeyedRunner, Record
+from app.engine.keyed import Entry, Input, KeyedRunner, Record
 from app.engine.routes import headers as wire_headers
 from app.engine.routes import record, route
 from app.flows.step import OUTBOX_PREFIX, Message, Step, rows
@@ -82,8 +83,13 @@ class Driver:
 
     @property
     def outbox(self) -> dict[bytes, bytes]:
-        """The outbox rows (``OUTBOX_PREFIX`` + input key)."""
+        """The outbox rows (entry rows and head rows, keys under ``OUTBOX_PREFIX``)."""
         return {k: v for k, v in self.tables[self.outbox_table].items() if k.startswith(OUTBOX_PREFIX)}
+
+    @property
+    def entries(self) -> dict[bytes, Entry]:
+        """The outbox's entry rows, decoded."""
+        return {k: keyed.decode(v) for k, v in self.outbox.items() if k.startswith(OUTBOX_PREFIX + keyed.ENTRY)}
 
     def state(self, table: str) -> dict[bytes, Any]:
         """A table's rows without the outbox rows."""

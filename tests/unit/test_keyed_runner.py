@@ -23,6 +23,7 @@ from app.domain.feedback.lifecycle import ErpKind
 from app.domain.orders.references import Account
 from app.domain.orders.validation import Policy
 from app.domain.parity.aggregate import Thresholds
+from app.engine import keyed
 from app.engine.failpoints import FailPoints, parse
 from app.engine.keyed import Input
 from app.engine.routes import route
@@ -124,8 +125,8 @@ def test_every_uncommitted_input_of_a_key_is_replayed_in_order_and_committed_one
     for e in events:
         feed(driver, e, refs)
     state = driver.state("deals")
-    [row] = driver.outbox.values()
-    assert len(orjson.loads(row)) == 3  # three inputs, none committed
+    assert len(driver.entries) == 3  # three inputs, none committed
+    assert [bool(e.writes) for e in sorted(driver.entries.values(), key=lambda e: e.offset)] == [False, False, True]
     driver.restart()
     sent = len(driver.wire.sent)
     for e in events:  # the whole uncommitted tail again, oldest first
@@ -141,7 +142,8 @@ def test_every_uncommitted_input_of_a_key_is_replayed_in_order_and_committed_one
     driver.run(
         inp(other.delivery, "opp-2"), lambda: deal_flow.step(driver.tables, b"opp-2", other, other.delivery, ctx)
     )
-    assert list(driver.outbox) == [b"\x1fopp-2"]  # opp-1's committed row pruned by a later step
+    assert {e.offset for e in driver.entries.values()} == {other.lineage.offset}  # opp-1 pruned by a later step
+    assert set(driver.outbox) == {*driver.entries, b"\x1f\x01opp-2"}  # and its head row with them
     driver.commit("sync.deal-changes", 0, 102)
     driver.restart()  # rows left by a previous run are found and pruned too
     feed(driver, Source().event(OPP, None), refs)  # a re-check that changes nothing: no entry of its own
@@ -215,6 +217,56 @@ def test_a_fact_replayed_after_a_crash_is_folded_once():
     parity_run(driver, 1, fact("opp-1", "crm", "250.00"), NOW)
     [bucket] = [v for k, v in driver.tables[parity_flow.WINDOWS].items() if k.startswith(b"bucket|")]
     assert orjson.loads(bucket)["crm_count"] == 1
+
+
+class CountingTable(dict):
+    """A table that counts the bytes written to it."""
+
+    written = 0
+
+    def __setitem__(self, key, value):
+        self.written += len(value)
+        super().__setitem__(key, value)
+
+
+def test_a_key_with_many_uncommitted_inputs_costs_each_step_the_same():
+    """The parity flow's few currency keys take every deal's facts: with one outbox row per key
+    holding the list of uncommitted entries, each step rewrote all of them (quadratic in the inputs
+    of a commit interval, a quarter of the worker's time in a profile)."""
+    driver = Driver("parity", (parity_flow.WINDOWS, parity_flow.ENTRIES, "open-drift-alerts"), parity_flow.WINDOWS)
+    driver.tables[parity_flow.WINDOWS] = windows = CountingTable()
+    driver.restart()
+    per_step = []
+    for n in range(1, 401):
+        before = windows.written
+        parity_run(driver, n, fact(f"opp-{n}", "crm", "250.00"), NOW)
+        per_step.append(windows.written - before)
+    assert len(driver.entries) == 400  # none committed
+    assert max(per_step[-50:]) < 2 * max(per_step[:50])  # not growing with the entries waiting
+    assert [e.offset for e in driver.entries.values() if e.writes] == [400]  # only the newest keeps its writes
+    driver.commit("sync.parity-facts", 1, 401)
+    for n in range(401, 440):  # later steps prune the committed rows, a few at a time
+        parity_run(driver, n, fact(f"opp-{n}", "crm", "250.00"), NOW)
+    assert min(e.offset for e in driver.entries.values()) >= 401 - 16 * 39 and len(driver.entries) < 400
+
+
+def test_rows_of_the_older_layout_are_replayed_and_pruned():
+    """A worker of the version before left one row per key holding a list of entries."""
+    driver = Driver("parity", (parity_flow.WINDOWS, parity_flow.ENTRIES, "open-drift-alerts"), parity_flow.WINDOWS)
+    parity_run(driver, 1, fact("opp-1", "crm", "250.00"), NOW)
+    [entry] = driver.entries.values()
+    legacy = keyed.encode(entry)
+    windows = driver.tables[parity_flow.WINDOWS]
+    for k in list(driver.outbox):
+        del windows[k]
+    windows[b"\x1fEUR"] = b"[" + legacy + b"]"  # the older layout: the key's entries in one list
+    driver.restart()
+    sent = len(driver.wire.sent)
+    assert parity_run(driver, 1, fact("opp-1", "crm", "250.00"), NOW) is None  # replayed, not run again
+    assert driver.wire.sent[sent:] == driver.wire.sent[:sent]
+    driver.commit("sync.parity-facts", 1, 2)
+    parity_run(driver, 2, fact("opp-2", "crm", "250.00"), NOW)
+    assert b"\x1fEUR" not in windows
 
 
 # --- exception ledger ------------------------------------------------------------------------
@@ -311,7 +363,8 @@ def test_readers_of_a_table_do_not_see_its_outbox_rows():
     driver = Driver("deals", deal_flow.TABLES, "deals")
     for e in deal_events():
         feed(driver, e, refs)
-    assert set(driver.tables["deals"]) == {OPP.encode(), b"\x1f" + OPP.encode()}
+    assert len(driver.outbox) == 4 and all(k.startswith(b"\x1f") for k in driver.outbox)  # 3 entries, 1 head
+    assert set(driver.tables["deals"]) - set(driver.outbox) == {OPP.encode()}
     assert dict(rows(driver.tables["deals"].items())) == driver.state("deals") == {OPP.encode(): ANY}
 
 
@@ -332,9 +385,9 @@ def test_an_outbox_row_holds_one_copy_of_the_state_however_many_inputs_wait_for_
     for e in events:
         feed(driver, e, refs)
     state = driver.tables["deals"][OPP.encode()]
-    [row] = driver.outbox.values()
-    assert len(orjson.loads(row)) == 5 and len(state) > 400_000
-    assert len(row) < 1.1 * len(state)
+    assert len(driver.entries) == 5 and len(state) > 400_000
+    assert [e.offset for e in driver.entries.values() if e.writes] == [events[-1].lineage.offset]  # the newest only
+    assert sum(len(row) for row in driver.outbox.values()) < 1.1 * len(state)
     driver.restart()  # and a crash still replays everything: the newest entry's writes, every entry's records
     for e in events:
         assert feed(driver, e, refs) is None

@@ -129,7 +129,10 @@ def test_a_lost_deal_is_tombstoned_from_every_table_once_its_period_is_over():
     done = run_deal(driver, src.event(OPP, None), NOW + WEEK, refs)
     assert done.info.outcome is Outcome.RETIRED
     assert all(key not in rows for rows in driver.tables.values())
-    assert list(driver.outbox) == [b"\x1f" + key]  # the retiring input's own entry, until it is committed
+    # the outbox keeps the entries of inputs not yet committed; only the retiring input's keeps writes
+    assert set(driver.outbox) == {*driver.entries, b"\x1f\x01" + key}
+    [newest] = [e for e in driver.entries.values() if e.writes]
+    assert all(w.value is None for w in newest.writes)  # the retirement: every row of the deal deleted
     # the cancel already withdrew its parity contribution; its line leaves the row index
     assert [(route(o).topic, o.key) for o in done.outputs] == [("sync.row-index", "line:l1")]
 
