@@ -86,11 +86,13 @@ class Settings(BaseSettings):
         2.8, description="how often input offsets are committed: what a crashed worker re-reads and re-sends"
     )
     topic_partitions: int = Field(4, description="partitions of the service's internal topics")
+    # 32/16 keeps one worker under 300 MB at 200 000 events (288 MB; 345 MB with 96/32, which ran 6 %
+    # faster in that pair of runs): docs/performance.md, 7 Dec 2026. More memory buys a little speed.
     rocksdb_cache_mb: int = Field(
-        96, description="block cache shared by every table's RocksDB, memtables included: its memory bound (MiB)"
+        32, description="block cache shared by every table's RocksDB, memtables included: its memory bound (MiB)"
     )
     rocksdb_memtable_mb: int = Field(
-        32, description="memtables of every table's RocksDB together, before they are flushed (MiB, within the cache)"
+        16, description="memtables of every table's RocksDB together, before they are flushed (MiB, within the cache)"
     )
     failpoints: str = Field(
         "",
