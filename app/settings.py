@@ -85,6 +85,15 @@ class Settings(BaseSettings):
     commit_interval_s: float = Field(
         2.8, description="how often input offsets are committed: what a crashed worker re-reads and re-sends"
     )
+    # 1024 events / 256 KiB (Faust's defaults are 4096 / 1024): a worker catching up on 200 000 events
+    # peaked at 274 MB instead of 315-345 MB, 925 instead of 979-1004 events/s (docs/performance.md).
+    stream_buffer_events: int = Field(
+        1024, description="events each input partition may hold in memory ahead of its agent (Faust's buffer)"
+    )
+    consumer_fetch_kib: int = Field(
+        256,
+        description="most bytes one fetch takes from an input partition (KiB): with the buffer, what a backlog holds",
+    )
     topic_partitions: int = Field(4, description="partitions of the service's internal topics")
     # 32/16 keeps one worker under 300 MB at 200 000 events (288 MB; 345 MB with 96/32, which ran 6 %
     # faster in that pair of runs): docs/performance.md, 7 Dec 2026. More memory buys a little speed.

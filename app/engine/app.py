@@ -35,6 +35,8 @@ def build_app(settings: Settings) -> App:
         broker_commit_interval=settings.commit_interval_s,
         producer_acks=-1,
         producer_linger_ms=5,
+        stream_buffer_maxsize=settings.stream_buffer_events,
+        consumer_max_fetch_size=settings.consumer_fetch_kib * 1024,
         Topic=StreamTopic,  # see app.engine.stream_topic: buffers must survive rebalances
         Table=Table,  # rows written at each commit: app/engine/table.py, app/engine/checkpoint.py
     )
