@@ -139,6 +139,10 @@ class Settings(BaseSettings):
     escalation_rules: Path = Field(
         REPO_ROOT / "app" / "rules" / "escalation.toml", description="routes for open exceptions past their SLA"
     )
+    ownership_rules: Path = Field(
+        REPO_ROOT / "app" / "rules" / "ownership.toml",
+        description="what a CRM edit to an ERP-owned account field does: restore the ERP's value, or alert only",
+    )
     escalation_check_s: float = Field(30.0, description="how often open exceptions are checked against their SLA")
     sla_accept_s: float = Field(900, description="ERP acceptance due this long after the create command")
     sla_ship_s: float = Field(7 * 86400, description="full shipment due this long after ERP acceptance")

@@ -174,8 +174,9 @@ class CrmIngest:
         now = dt.datetime.now(dt.UTC)
         inp = Input(lineage.topic, lineage.partition, lineage.offset, change.row_id.encode())
         tables, user = self.accounts_tables, self.settings.integration_crm_user
+        owners = self.runtime.ownership
         step = await self.accounts.run(
-            inp, lambda: account_flow.step(tables, change, previous, refs, lineage, user, now)
+            inp, lambda: account_flow.step(tables, change, previous, refs, lineage, user, now, owners)
         )
         if step is not None and step.info is not None:  # None: a redelivery re-sent, or nothing to send
             kind = f"{step.info['command']['action'].title()}Customer"  # UpsertCustomer, DeactivateCustomer, …

@@ -116,7 +116,9 @@ def _register_customer_links(engine: Engine) -> None:
         lineage = Lineage(msg.topic, msg.partition, msg.offset, decoded.schema_id, customer.occurred_at_ms)
         now = dt.datetime.now(dt.UTC)
         inp = Input(msg.topic, msg.partition, msg.offset, event.key)
-        step = await runner.run(inp, lambda: link_flow.step(tables, customer, lineage, now))
+        account = engine.runtime.references.account(customer.account_id)
+        owners = engine.runtime.ownership
+        step = await runner.run(inp, lambda: link_flow.step(tables, customer, lineage, now, account, owners))
         if step is not None:  # None: a redelivery, its recorded outputs re-sent
             link = step.info
             _links(flow="customer_links", outcome="duplicate" if link is None else str(link.status).lower()).inc()

@@ -125,3 +125,20 @@ def named_types(node: Any, ns: str | None = None, out: dict[str, dict[str, Any]]
 @lru_cache(maxsize=1)
 def default_index() -> ContractIndex:
     return ContractIndex()
+
+
+def owners(name: str, index: ContractIndex | None = None) -> dict[str, str]:
+    """Field name -> owner (``CRM``, ``ERP``, ``SERVICE``) of the fields of record contract ``name``:
+    the ownership the service enforces at run time (app/domain/ownership.py) is read from here."""
+    schema = (index or default_index()).expanded(name)
+    return {f["name"]: f["owner"] for f in schema["fields"] if "owner" in f}
+
+
+def account_owners(index: ContractIndex | None = None) -> tuple[frozenset[str], frozenset[str]]:
+    """(ERP-owned, CRM-owned) account fields: the canonical Account's, and the ERP fields the
+    service writes back onto an account (CrmAccountUpdateCommand)."""
+    account = owners("io.crmerpsync.canonical.Account", index)
+    write_back = owners("io.crmerpsync.sync.CrmAccountUpdateCommand", index)
+    erp = {f for f, o in (account | write_back).items() if o == "ERP"}
+    crm = {f for f, o in account.items() if o == "CRM"}
+    return frozenset(erp), frozenset(crm)

@@ -121,19 +121,23 @@ def write_back(before: CustomerLink | None, after: CustomerLink, lineage: Lineag
     """The CRM update (and its audit record) for a link that changed what the CRM shows; none otherwise."""
     if before is not None and before.crm_view() == after.crm_view():
         return []
-    command_id = f"{after.account_id}:link:{after.event_id}"
-    causation = [f"erp-customer/{after.event_id}"]
-    envelope = command_envelope(command_id, after.account_id, causation, lineage, None, now)
+    return account_update(after, f"{after.account_id}:link:{after.event_id}", f"erp-customer/{after.event_id}",
+                          lineage, now)  # fmt: skip
+
+
+def account_update(link: CustomerLink, command_id: str, cause: str, lineage: Lineage, now: dt.datetime) -> list[Output]:
+    """The CRM update carrying everything the CRM shows of ``link``, and its audit record."""
+    envelope = command_envelope(command_id, link.account_id, [cause], lineage, None, now)
     value = {
         "envelope": envelope,
-        "account_id": after.account_id,
-        "erp_customer_number": after.customer_number,
-        "erp_customer_status": str(after.status),
-        "credit_limit": None if after.credit_limit is None else str(after.credit_limit),
-        "currency": after.currency,
-        "credit_hold": after.credit_hold,
+        "account_id": link.account_id,
+        "erp_customer_number": link.customer_number,
+        "erp_customer_status": str(link.status),
+        "credit_limit": None if link.credit_limit is None else str(link.credit_limit),
+        "currency": link.currency,
+        "credit_hold": link.credit_hold,
     }
     return [
-        CrmAccountUpdate(after.account_id, value),
-        command_audit(command_id, after.account_id, [lineage.coordinates], CrmAccountUpdate, now),
+        CrmAccountUpdate(link.account_id, value),
+        command_audit(command_id, link.account_id, [lineage.coordinates], CrmAccountUpdate, now),
     ]

@@ -9,10 +9,12 @@ from decimal import Decimal
 from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
 
 from app.client_config import kafka_config, registry_config
-from app.contracts import default_index
+from app.contracts import account_owners, default_index
+from app.domain import ownership
 from app.domain.exceptions.retries import parse_tiers
 from app.domain.feedback.lifecycle import Slas
 from app.domain.orders.validation import Policy
+from app.domain.ownership import Ownership
 from app.engine.reference_store import ReferenceFollower, ReferenceStore
 from app.serde.avro import AvroDecoder, AvroEncoder
 from app.serde.registry import SchemaResolver
@@ -46,6 +48,7 @@ class Runtime:
             retry_tiers=tuple(parse_tiers(s.retry_delays)),
             retention=dt.timedelta(seconds=s.retention_s),
         )
+        self.ownership = Ownership(ownership.load(s.ownership_rules), *account_owners())
 
     def decoder(self, contract: str | None = None, raw_decimals: bool = False) -> AvroDecoder:
         reader = default_index().expanded(contract) if contract else None

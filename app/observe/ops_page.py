@@ -76,6 +76,7 @@ ALERT_IN_WORDS: dict[str, str] = {
     "LINE_MISMATCH": "Shipped items or quantities differ from the order.",
     "LIFECYCLE_GAP": "ERP steps happened out of order, or for an order the CRM does not have or cancelled.",
     "AGGREGATE_PARITY": "Over a time window, the ERP accepted a different total than the CRM closed as won.",
+    "OWNERSHIP_CONFLICT": "One system changed a field the other owns (a CRM edit of the ERP customer number, say).",
     "UNKNOWN": "The CRM and the ERP disagree in a way the service has no name for.",
 }
 

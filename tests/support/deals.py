@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from app.domain.changes import Lineage, Op, Position, RowChange
+from app.domain.customer_links import CustomerLink
 from app.domain.orders.deal import Address
 from app.domain.orders.decide import DealChange
 from app.domain.orders.references import Account, Product
@@ -20,6 +21,7 @@ class FakeReferences:
     accounts: dict[str, Account] = field(default_factory=dict)
     products: dict[str, Product] = field(default_factory=dict)
     prices: dict[tuple[str, str], Decimal] = field(default_factory=dict)
+    links: dict[str, CustomerLink] = field(default_factory=dict)
 
     def account(self, account_id):
         return self.accounts.get(account_id)
@@ -29,6 +31,9 @@ class FakeReferences:
 
     def list_price(self, product_id, currency):
         return self.prices.get((product_id, currency))
+
+    def link(self, account_id):
+        return self.links.get(account_id)
 
 
 def references(linked: bool = True) -> FakeReferences:

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from app.domain.customer_links import CustomerLink
 from app.domain.orders.deal import Address
 
 
@@ -24,6 +25,10 @@ class Account(BaseModel):
     bill_to: Address | None = None
     ship_to: Address | None = None
     merged_into: str | None = None  # the CRM merged this account into that one (it is deleted next)
+    # ERP-owned columns the CRM shows (written back from the customer link; a user's edit is a conflict)
+    erp_customer_status: str | None = None
+    credit_limit: Decimal | None = None
+    credit_hold: bool | None = None
 
 
 class Product(BaseModel):
@@ -42,3 +47,5 @@ class References(Protocol):
     def product(self, product_id: str) -> Product | None: ...
 
     def list_price(self, product_id: str, currency: str) -> Decimal | None: ...
+
+    def link(self, account_id: str) -> CustomerLink | None: ...

@@ -23,6 +23,7 @@ class DriftKind(StrEnum):
     LINE_MISMATCH = "LINE_MISMATCH"
     LIFECYCLE_GAP = "LIFECYCLE_GAP"
     AGGREGATE_PARITY = "AGGREGATE_PARITY"
+    OWNERSHIP_CONFLICT = "OWNERSHIP_CONFLICT"  # app/domain/ownership.py
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,8 +37,8 @@ def decoded_envelope(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def account_row(**overrides) -> dict[str, Any]:
-    values = {**ADDRESS_COLUMNS, **PRIVATE, "annual_revenue": REVENUE, **overrides}
-    return sim.account_row("001-1", "ACME GmbH", erp_customer_number="C-1001", **values)
+    values = {**ADDRESS_COLUMNS, **PRIVATE, "annual_revenue": REVENUE, "erp_customer_number": "C-1001", **overrides}
+    return sim.account_row("001-1", "ACME GmbH", **values)
 
 
 def account_change(row: dict[str, Any] | None = None, lsns: sim.Lsn | None = None) -> tuple[RowChange, Account]:
