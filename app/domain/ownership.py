@@ -23,10 +23,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from app.domain.audit import alert_audit
 from app.domain.customer_links import CustomerLink
-from app.domain.envelope import SERVICE_ACTOR
 from app.domain.orders.references import Account
-from app.domain.outputs import AuditRecord, DriftAlert, Output
+from app.domain.outputs import DriftAlert, Output
 from app.domain.parity.rules import DriftKind
 
 Action = Literal["restore", "alert"]
@@ -176,16 +176,4 @@ def _records(
         "resolved_at": None if c else now.isoformat(),
         "observed_at": now.isoformat(),
     }
-    audit = {
-        "audit_id": f"audit:{alert_id}:{'open' if c else 'resolved'}",
-        "action": "ALERT_OPENED" if c else "ALERT_RESOLVED",
-        "actor": SERVICE_ACTOR,
-        "actor_kind": "SERVICE",
-        "occurred_at": now.isoformat(),
-        "correlation_id": account_id,
-        "subject_id": alert_id,
-        "causation_ids": [],
-        "topic": None,
-        "detail": detail[:500],
-    }
-    return [DriftAlert(alert_id, value), AuditRecord(account_id, audit, about=DriftAlert)]
+    return [DriftAlert(alert_id, value), alert_audit(alert_id, c is not None, account_id, account_id, [], detail, now)]

@@ -21,11 +21,6 @@ CUSTOMERS = "erp.commands.customer"
 ACCOUNT_UPDATES = "crm.commands.account-update"
 
 
-def values(sandbox: Sandbox, name: str, done, what: str, timeout: float = 60) -> list[dict]:
-    msgs = sandbox.collect(name, lambda ms: done([sandbox.decode_named(m) for m in ms]), timeout, what)
-    return [sandbox.decode_named(m) for m in msgs]
-
-
 def test_the_erp_link_resumes_a_parked_deal_and_merge_and_delete_reach_the_erp(sandbox: Sandbox, worker_factory):
     sandbox.create_all()
     crm = Crm(sandbox)
@@ -38,7 +33,7 @@ def test_the_erp_link_resumes_a_parked_deal_and_merge_and_delete_reach_the_erp(s
     def not_linked(vs):
         return any(v["reason_code"] == "CUSTOMER_NOT_LINKED" and v["correlation_id"] == "opp-n1" for v in vs)
 
-    [waiting] = [v for v in values(sandbox, "sync.exceptions", not_linked, "the deal waiting for its link")
+    [waiting] = [v for v in sandbox.values("sync.exceptions", not_linked, "the deal waiting for its link")
                  if v["reason_code"] == "CUSTOMER_NOT_LINKED"]  # fmt: skip
     assert not any(m.key() == b"opp-n1" for m in sandbox.everything(ORDERS, quiet=1.0))
 
@@ -49,7 +44,7 @@ def test_the_erp_link_resumes_a_parked_deal_and_merge_and_delete_reach_the_erp(s
     )
     erp_thread.start()
     try:
-        updates = values(sandbox, ACCOUNT_UPDATES, lambda vs: any(v["account_id"] == "acc-new" for v in vs),
+        updates = sandbox.values(ACCOUNT_UPDATES, lambda vs: any(v["account_id"] == "acc-new" for v in vs),
                          "the link written back to the CRM")  # fmt: skip
         [link] = [u for u in updates if u["account_id"] == "acc-new"]
         number = link["erp_customer_number"]
@@ -58,11 +53,11 @@ def test_the_erp_link_resumes_a_parked_deal_and_merge_and_delete_reach_the_erp(s
         def created(vs):
             return any(v["command"][1].get("opportunity_id") == "opp-n1" for v in vs)
 
-        [order] = [v for v in values(sandbox, ORDERS, created, "the deal's order, once linked")
+        [order] = [v for v in sandbox.values(ORDERS, created, "the deal's order, once linked")
                    if v["command"][1].get("opportunity_id") == "opp-n1"]  # fmt: skip
         assert order["command"][0].endswith("CreateSalesOrder") and order["command"][1]["customer_number"] == number
-        values(
-            sandbox, "sync.exception-resolutions", lambda vs: any(v["exception_id"] == waiting["exception_id"]
+        sandbox.values(
+            "sync.exception-resolutions", lambda vs: any(v["exception_id"] == waiting["exception_id"]
                                                                      for v in vs), "the waiting exception resolved",
         )  # fmt: skip
 
@@ -74,7 +69,7 @@ def test_the_erp_link_resumes_a_parked_deal_and_merge_and_delete_reach_the_erp(s
         def retired(vs):
             return {v["command"]["action"] for v in vs} >= {"MERGE", "DEACTIVATE"}
 
-        commands = values(sandbox, CUSTOMERS, retired, "the merge and the deactivation")
+        commands = sandbox.values(CUSTOMERS, retired, "the merge and the deactivation")
         by_action = {}
         for c in commands:
             by_action.setdefault(c["command"]["action"], set()).add(c["command"]["account_id"])
@@ -85,7 +80,7 @@ def test_the_erp_link_resumes_a_parked_deal_and_merge_and_delete_reach_the_erp(s
         def statuses(vs):
             return {(v["account_id"], v["erp_customer_status"]) for v in vs}
 
-        values(sandbox, ACCOUNT_UPDATES, lambda vs: {("acc-new", "MERGED"), ("acc-1", "DEACTIVATED")} <= statuses(vs),
+        sandbox.values(ACCOUNT_UPDATES, lambda vs: {("acc-new", "MERGED"), ("acc-1", "DEACTIVATED")} <= statuses(vs),
                "the ERP's merge and deactivation written back")  # fmt: skip
     finally:
         stop.set()

@@ -22,11 +22,6 @@ EVENT = "io.crmerpsync.erp.events.ErpCustomerEvent"
 INTEGRATION_USER = Settings().integration_crm_user
 
 
-def values(sandbox: Sandbox, name: str, done, what: str, timeout: float = 60) -> list[dict]:
-    msgs = sandbox.collect(name, lambda ms: done([sandbox.decode(m) for m in ms]), timeout, what)
-    return [sandbox.decode(m) for m in msgs]
-
-
 def test_ownership_conflicts_are_alerted_with_both_values_and_a_crm_edit_is_restored(sandbox: Sandbox, worker_factory):
     sandbox.create_all()
     crm = Crm(sandbox)
@@ -34,7 +29,7 @@ def test_ownership_conflicts_are_alerted_with_both_values_and_a_crm_edit_is_rest
     sandbox.flush()
     worker_factory()
     # the account is known before the ERP answers (its upsert is out; reference data follows within ms)
-    values(sandbox, "erp.commands.customer", lambda vs: any(v["command"]["account_id"] == "acc-o" for v in vs),
+    sandbox.values("erp.commands.customer", lambda vs: any(v["command"]["account_id"] == "acc-o" for v in vs),
            "the account's customer command")  # fmt: skip
     time.sleep(1)
     created = {
@@ -48,26 +43,26 @@ def test_ownership_conflicts_are_alerted_with_both_values_and_a_crm_edit_is_rest
     def alert(field: str, state: str):
         return lambda vs: any(v["alert_id"].startswith(f"acc-o:owner:{field}:") and v["state"] == state for v in vs)
 
-    terms = values(sandbox, "sync.drift-alerts", alert("payment_terms", "OPEN"), "the payment terms conflict")
+    terms = sandbox.values("sync.drift-alerts", alert("payment_terms", "OPEN"), "the payment terms conflict")
     [t] = [a for a in terms if a["alert_id"].startswith("acc-o:owner:payment_terms:")]
     assert (t["kind"], t["expected"], t["observed"]) == ("OWNERSHIP_CONFLICT", "NET30", "NET60")
-    values(sandbox, "crm.commands.account-update", lambda vs: any(v["erp_customer_number"] == "C-900777" for v in vs),
+    sandbox.values("crm.commands.account-update", lambda vs: any(v["erp_customer_number"] == "C-900777" for v in vs),
            "the link written back")  # fmt: skip
 
     crm.upsert("account", dbz.account_row("acc-o", "Owned AG", payment_terms="NET30", erp_customer_number="C-1"))
     sandbox.flush()
-    edits = values(sandbox, "sync.drift-alerts", alert("erp_customer_number", "OPEN"), "the edit's conflict")
+    edits = sandbox.values("sync.drift-alerts", alert("erp_customer_number", "OPEN"), "the edit's conflict")
     [e] = [a for a in edits if a["alert_id"].startswith("acc-o:owner:erp_customer_number:")]
     assert (e["expected"], e["observed"]) == ("C-900777", "C-1")
 
     def restored(vs):
         return any(v["envelope"]["command_id"].startswith("acc-o:restore:") for v in vs)
 
-    [r] = [v for v in values(sandbox, "crm.commands.account-update", restored, "the restore")
+    [r] = [v for v in sandbox.values("crm.commands.account-update", restored, "the restore")
            if v["envelope"]["command_id"].startswith("acc-o:restore:")]  # fmt: skip
     assert r["erp_customer_number"] == "C-900777"
     # what crm-writer does with the restore: the ERP's value, written as the integration user
     crm.upsert("account", dbz.account_row("acc-o", "Owned AG", payment_terms="NET30", erp_customer_number="C-900777",
                                           last_modified_by_id=INTEGRATION_USER))  # fmt: skip
     sandbox.flush()
-    values(sandbox, "sync.drift-alerts", alert("erp_customer_number", "RESOLVED"), "the conflict resolved")
+    sandbox.values("sync.drift-alerts", alert("erp_customer_number", "RESOLVED"), "the conflict resolved")

@@ -110,3 +110,13 @@ def inp(delivery: str, key: str | bytes) -> Input:
     """An ``Input`` from ``topic/partition/offset`` coordinates."""
     topic, partition, offset = delivery.rsplit("/", 2)
     return Input(topic, int(partition), int(offset), key if isinstance(key, bytes) else key.encode())
+
+
+def apply_step(tables: dict[str, dict[bytes, Any]], step: Step) -> Step:
+    """Apply ``step``'s writes to ``tables`` as the engine would (no outbox): for tests of one step."""
+    for w in step.writes:
+        if w.value is None:
+            tables[w.table].pop(w.key, None)
+        else:
+            tables[w.table][w.key] = w.value
+    return step

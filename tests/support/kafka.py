@@ -187,6 +187,11 @@ class Sandbox:
         assert done(out), f"{self.topic(name)}: not {what} within {timeout}s ({len(out)} messages read)"
         return out
 
+    def values(self, name: str, done, what: str, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """``collect`` by decoded values (union branches named): read until ``done(values)`` holds."""
+        msgs = self.collect(name, lambda ms: done([self.decode_named(m) for m in ms]), timeout, what)
+        return [self.decode_named(m) for m in msgs]
+
     def everything(self, name: str, quiet: float = 3.0) -> list[Message]:
         """Every message of a topic: read from the beginning until nothing new arrives for ``quiet`` s."""
         seen: list[Message] = []

@@ -20,9 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from app.domain.envelope import SERVICE_ACTOR
+from app.domain.audit import alert_audit
 from app.domain.orders.deal import DealState
-from app.domain.outputs import AuditRecord, DriftAlert, Output, ParityFact
+from app.domain.outputs import DriftAlert, Output, ParityFact
 
 WINDOWS = {"1h": 3_600_000, "1d": 86_400_000}  # window name -> length (ms): the default tumbling windows
 KEEP_WINDOWS = 48  # windows kept per length
@@ -231,16 +231,5 @@ def _records(currency: str, window: str, start: int, b: Bucket, now: dt.datetime
         "resolved_at": None if opening else now.isoformat(),
         "observed_at": now.isoformat(),
     }
-    audit = {
-        "audit_id": f"audit:{b.alert_id}:{'open' if opening else 'resolved'}",
-        "action": "ALERT_OPENED" if opening else "ALERT_RESOLVED",
-        "actor": SERVICE_ACTOR,
-        "actor_kind": "SERVICE",
-        "occurred_at": now.isoformat(),
-        "correlation_id": None,
-        "subject_id": b.alert_id,
-        "causation_ids": [],
-        "topic": None,
-        "detail": detail[:500],
-    }
-    return [DriftAlert(b.alert_id or "", value), AuditRecord(currency, audit, about=DriftAlert)]
+    alert_id = b.alert_id or ""
+    return [DriftAlert(alert_id, value), alert_audit(alert_id, opening, currency, None, [], detail, now)]

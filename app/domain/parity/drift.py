@@ -11,11 +11,11 @@ import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from app.domain.envelope import SERVICE_ACTOR
+from app.domain.audit import alert_audit
 from app.domain.feedback.lifecycle import AlertRef
 from app.domain.orders.deal import DealState
 from app.domain.orders.validation import Policy
-from app.domain.outputs import AuditRecord, DriftAlert, Output
+from app.domain.outputs import DriftAlert, Output
 from app.domain.parity.rules import Finding, findings
 
 CENT = Decimal("0.01")
@@ -71,16 +71,7 @@ def _records(state: DealState, ref: AlertRef, finding: Finding | None, key: str,
         "resolved_at": None if finding else now.isoformat(),
         "observed_at": now.isoformat(),
     }
-    audit = {
-        "audit_id": f"audit:{ref.alert_id}:{'open' if finding else 'resolved'}",
-        "action": "ALERT_OPENED" if finding else "ALERT_RESOLVED",
-        "actor": SERVICE_ACTOR,
-        "actor_kind": "SERVICE",
-        "occurred_at": now.isoformat(),
-        "correlation_id": state.opportunity_id,
-        "subject_id": ref.alert_id,
-        "causation_ids": [e.event_id for e in (erp.events[-1:] if erp else [])],
-        "topic": None,
-        "detail": value["detail"][:500],
-    }
-    return [DriftAlert(ref.alert_id, value), AuditRecord(state.opportunity_id, audit, about=DriftAlert)]
+    causation = [e.event_id for e in (erp.events[-1:] if erp else [])]
+    audit = alert_audit(ref.alert_id, finding is not None, state.opportunity_id, state.opportunity_id, causation,
+                        value["detail"], now)  # fmt: skip
+    return [DriftAlert(ref.alert_id, value), audit]

@@ -21,6 +21,7 @@ from app.domain.outputs import CUSTOMER_COMMAND, CustomerCommand
 from app.flows import accounts as account_flow
 from app.sim import debezium as sim
 from tests.support.deals import NOW, FakeReferences
+from tests.support.driver import apply_step
 
 INTEGRATION_USER = Policy().integration_user
 PRIVATE = {"phone": "+49 30 1234567", "website": "https://acme.example", "industry": "Manufacturing"}
@@ -150,15 +151,6 @@ def _flow_step(tables, change, refs=None, previous=None):
     return account_flow.step(tables, change, previous, refs or FakeReferences(), lineage(change), INTEGRATION_USER, NOW)
 
 
-def _apply(tables, step):
-    for w in step.writes:
-        if w.value is None:
-            tables[w.table].pop(w.key, None)
-        else:
-            tables[w.table][w.key] = w.value
-    return step
-
-
 def _customer_commands(step):
     return [o.value for o in step.outputs if isinstance(o, CustomerCommand)]
 
@@ -168,11 +160,11 @@ def test_a_deleted_account_deactivates_the_customer_the_erp_was_told_about_once(
     tables = {"customer-views": {}}
     lsns = sim.Lsn()
     change, _ = account_change(lsns=lsns)
-    [upsert] = _customer_commands(_apply(tables, _flow_step(tables, change)))
+    [upsert] = _customer_commands(apply_step(tables, _flow_step(tables, change)))
     assert upsert["command"]["action"] == "UPSERT"
     later, _ = account_change(lsns=lsns)
     delete = replace(later, op=Op.DELETE, fields={})
-    [deactivate] = _customer_commands(_apply(tables, _flow_step(tables, delete)))
+    [deactivate] = _customer_commands(apply_step(tables, _flow_step(tables, delete)))
     body = deactivate["command"]
     assert body["action"] == "DEACTIVATE" and body["account_id"] == "001-1" and body["name"] == "ACME GmbH"
     assert deactivate["envelope"]["command_id"] == f"001-1:deactivate:{delete.position.label()}"
@@ -191,16 +183,16 @@ def test_a_merged_account_is_merged_into_the_survivors_customer_and_its_later_ed
     tables = {"customer-views": {}}
     lsns = sim.Lsn()
     change, _ = account_change(lsns=lsns)
-    _apply(tables, _flow_step(tables, change))
+    apply_step(tables, _flow_step(tables, change))
     survivor = Account(name="ACME Holding", erp_customer_number="C-2002")
     refs = FakeReferences(accounts={"001-2": survivor})
     merged, _ = account_change(account_row(master_record_id="001-2"), lsns=lsns)
-    [merge] = _customer_commands(_apply(tables, _flow_step(tables, merged, refs)))
+    [merge] = _customer_commands(apply_step(tables, _flow_step(tables, merged, refs)))
     body = merge["command"]
     assert body["action"] == "MERGE" and body["merged_into_account_id"] == "001-2"
     assert body["merged_into_customer_number"] == "C-2002"
     edited, _ = account_change(account_row(master_record_id="001-2", payment_terms="NET60"), lsns=lsns)
-    assert _customer_commands(_apply(tables, _flow_step(tables, edited, refs))) == []
+    assert _customer_commands(apply_step(tables, _flow_step(tables, edited, refs))) == []
     later, _ = account_change(lsns=lsns)
     assert _customer_commands(_flow_step(tables, replace(later, op=Op.DELETE, fields={}), refs)) == []
     model(CUSTOMER_COMMAND).model_validate(merge)

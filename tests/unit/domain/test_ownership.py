@@ -18,6 +18,7 @@ from app.flows import customer_links as link_flow
 from app.settings import REPO_ROOT
 from app.sim import debezium as sim
 from tests.support.deals import NOW, FakeReferences
+from tests.support.driver import apply_step
 from tests.unit.domain.test_customers import INTEGRATION_USER, account_change, account_row
 
 RULES = REPO_ROOT / "app" / "rules" / "ownership.toml"
@@ -43,12 +44,7 @@ def crm_step(tables, row, lsns, ownership=OWNERSHIP):
     change, _ = account_change(row, lsns=lsns)
     step = account_flow.step(tables, change, None, REFS, Lineage("crm.public.account", 0, 1, 1, None),
                              INTEGRATION_USER, NOW, ownership)  # fmt: skip
-    for w in step.writes:
-        if w.value is None:
-            tables[w.table].pop(w.key, None)
-        else:
-            tables[w.table][w.key] = w.value
-    return step
+    return apply_step(tables, step)
 
 
 def alerts(step) -> list[dict]:
