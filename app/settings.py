@@ -152,6 +152,10 @@ class Settings(BaseSettings):
     auto_heal: bool = Field(
         True, description="re-issue a create once (same command id) before alerting a missing acceptance"
     )
+    acceptance_billing_schedules: str = Field(
+        "MILESTONE",
+        description="billing schedules (comma-separated) whose invoices must wait for the customer's acceptance",
+    )
     parity_check_s: float = Field(5.0, description="how often SLA deadlines are swept for missing ERP events")
     parity_windows: str = Field(
         "1h=3600,1d=86400", description="aggregate parity tumbling windows: <name>=<seconds>, comma-separated"

@@ -1,11 +1,12 @@
-"""ERP events in: order events re-keyed to their deal; customer events into the customer link flow.
+"""ERP events in: order and milestone events re-keyed to their deal; customer events into the link flow.
 
-Order events: the ERP side keys them however its producer partitions them; re-keying by the
-payload's correlation id through ``sync.deal-changes`` puts every event of a deal in the partition
-that owns the deal, after the CRM changes already there (FAUST-NOTES: co-partition by one
-normalised key). Customer events answer customer commands, which go out keyed by account id; the
-catalog asks the ERP to key its answers the same way, and the link flow's table is keyed so. An
-event keyed otherwise is refused (its link would land in a partition that does not own the account).
+Order events (and milestone events, on their own topic): the ERP side keys them however its producer
+partitions them; re-keying by the payload's correlation id through ``sync.deal-changes`` puts every
+event of a deal in the partition that owns the deal, after the CRM changes already there
+(FAUST-NOTES: co-partition by one normalised key). Customer events answer customer commands, which
+go out keyed by account id; the catalog asks the ERP to key its answers the same way, and the link
+flow's table is keyed so. An event keyed otherwise is refused (its link would land in a partition
+that does not own the account).
 Undecodable or incomplete events go to the dead-letter topic with their coordinates.
 """
 
@@ -32,9 +33,13 @@ EVENTS_TOPIC = "erp.events.sales-order"
 EVENT = "io.crmerpsync.erp.events.ErpOrderEvent"
 CUSTOMER_EVENTS_TOPIC = "erp.events.customer"
 CUSTOMER_EVENT = "io.crmerpsync.erp.events.ErpCustomerEvent"
+MILESTONE_EVENTS_TOPIC = "erp.events.milestone"
+MILESTONE_EVENT = "io.crmerpsync.erp.events.ErpMilestoneEvent"
+MILESTONES = {"SERVICE_ACTIVATED": ErpKind.ACTIVATED, "CUSTOMER_ACCEPTED": ErpKind.CUSTOMER_ACCEPTED}
 _consumed = metrics.events_consumed.labels(topic=EVENTS_TOPIC)
 _routed = metrics.flow_events.labels(flow="erp_feedback", outcome="routed")
 _decode = metrics.stage_seconds.labels(stage="decode")
+_milestone_consumed = metrics.events_consumed.labels(topic=MILESTONE_EVENTS_TOPIC)
 _customer_consumed = metrics.events_consumed.labels(topic=CUSTOMER_EVENTS_TOPIC)
 _links = metrics.flow_events.labels  # flow="customer_links", outcome: active, deactivated, merged, duplicate
 _account_updates = metrics.commands_emitted.labels(type="CrmAccountUpdateCommand")
@@ -55,9 +60,23 @@ def customer_event(v: dict, key: bytes | None) -> CustomerEvent:
     return CustomerEvent(**fields, occurred_at_ms=_ms(v["occurred_at"]))
 
 
+def milestone_event(v: dict, lineage: Lineage) -> ErpEvent:
+    """The decoded ``ErpMilestoneEvent`` ``v`` as the deal flow's ERP event (who recorded it stays out)."""
+    kind = MILESTONES.get(v["milestone"])
+    if kind is None:
+        raise SyncError(ReasonCode.SCHEMA_MISMATCH, f"ERP milestone event {v['event_id']}: unknown {v['milestone']}")
+    if not v["correlation_id"]:
+        raise SyncError(ReasonCode.MAPPING_ERROR, f"ERP milestone event {v['event_id']} has no correlation id")
+    occurred = _ms(v["occurred_at"])
+    body = {"reference": v.get("reference"), "reached_at": occurred}
+    return ErpEvent(v["event_id"], v["correlation_id"], v.get("command_id"), v.get("order_number"), occurred, kind,
+                    body, lineage)  # fmt: skip
+
+
 def register(engine: Engine) -> None:
-    """The ERP order event agent and the customer link agent, on the engine's app."""
+    """The ERP order and milestone event agents and the customer link agent, on the engine's app."""
     _register_customer_links(engine)
+    _register_milestones(engine)
     erp_events = engine.app.topic(engine.settings.topic(EVENTS_TOPIC), key_serializer="raw", value_serializer="raw")
     values = engine.runtime.decoder(EVENT)
 
@@ -94,6 +113,30 @@ def register(engine: Engine) -> None:
 
     @engine.app.agent(erp_events, name=f"{__name__}.ingest_erp")
     async def ingest_erp(stream):
+        async for event in stream.events():
+            await engine.guard.guarded(event, lambda event=event: ingest(event))
+
+
+def _register_milestones(engine: Engine) -> None:
+    name = engine.settings.topic(MILESTONE_EVENTS_TOPIC)
+    topic = engine.app.topic(name, key_serializer="raw", value_serializer="raw")
+    values = engine.runtime.decoder(MILESTONE_EVENT)
+
+    async def ingest(event) -> None:
+        msg = event.message
+        _milestone_consumed.inc()
+        if event.value is None:
+            raise SyncError(ReasonCode.NULL_VALUE, "an ERP milestone event without a value")
+        decoded = await values.decode(event.value)
+        v = decoded.value
+        lineage = Lineage(msg.topic, msg.partition, msg.offset, decoded.schema_id, _ms(v["occurred_at"]))
+        erp_event = milestone_event(v, lineage)
+        key = erp_event.correlation_id.encode()
+        await engine.outputs.publish("sync.deal-changes", key, messages.erp_event(erp_event))
+        _routed.inc()
+
+    @engine.app.agent(topic, name=f"{__name__}.ingest_milestones")
+    async def ingest_milestones(stream):
         async for event in stream.events():
             await engine.guard.guarded(event, lambda event=event: ingest(event))
 

@@ -44,6 +44,7 @@ class Runtime:
                 payment=dt.timedelta(seconds=s.sla_payment_s),
                 payment_grace=dt.timedelta(seconds=s.sla_payment_grace_s),
                 auto_heal=s.auto_heal,
+                acceptance_billing=frozenset(x.strip() for x in s.acceptance_billing_schedules.split(",") if x.strip()),
             ),
             retry_tiers=tuple(parse_tiers(s.retry_delays)),
             retention=dt.timedelta(seconds=s.retention_s),

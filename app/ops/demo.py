@@ -172,7 +172,9 @@ def run(
         f"worker log             {worker.log}",
     ]
     say(f"demo: worker ready; ops page http://127.0.0.1:{port}/ops, metrics http://127.0.0.1:{port}/metrics")
-    erp = ErpSystem(seed, ErpConfig(ignore_rate=0.02, drop_rate=0.01, overpay_rate=0.01, phantom_rate=0.01))
+    erp = ErpSystem(
+        seed, ErpConfig(ignore_rate=0.02, drop_rate=0.01, overpay_rate=0.01, phantom_rate=0.01, early_invoice_rate=0.2)
+    )
     stop_erp, stop_progress = threading.Event(), threading.Event()
     erp_result: dict[str, Any] = {}
 
@@ -187,7 +189,9 @@ def run(
         t.start()
     try:
         say(f"demo: the simulated CRM sends {rate:.0f} messages/s for {seconds:.0f} s (seed {seed})")
-        crm = run_crm(s, CrmSimulator(seed, CrmMix(), None, erp_links=True), rate, seconds, say=say)
+        crm = run_crm(
+            s, CrmSimulator(seed, CrmMix(milestone_billing=0.25), None, erp_links=True), rate, seconds, say=say
+        )
         say("demo: CRM done; waiting for the pipeline and the ERP to settle…")
         _settle(port, erp, say)
         stop_erp.set()

@@ -75,6 +75,8 @@ def summarise(crm: Mapping[str, Any], erp: Mapping[str, Any], seen: Observed) ->
         for e in exceptions.values()
         if e["reason_code"] == "CUSTOMER_NOT_LINKED" and e["exception_id"] not in resolved
     }
+    activated = {u["opportunity_id"] for u in seen.crm_updates if u.get("service_activated_at")}
+    signed_off = {u["opportunity_id"] for u in seen.crm_updates if u.get("customer_accepted_at")}
     at_risk = {currency: amount for (source, currency), amount in revenue_at_risk(risks).items() if source == "total"}
     lat = sorted(seen.create_latencies_ms)
     return {
@@ -93,6 +95,8 @@ def summarise(crm: Mapping[str, Any], erp: Mapping[str, Any], seen: Observed) ->
             "crm_updates": len({u["envelope"]["command_id"] for u in seen.crm_updates}),
             "customers_linked": len(linked),
             "deals_waiting_for_a_link": len(waiting),
+            "orders_activated": len(activated),
+            "orders_accepted_by_customer": len(signed_off),
             "duplicates_suppressed": int(seen.dedup_hits),
             "exceptions_by_reason": dict(sorted(Counter(e["reason_code"] for e in exceptions.values()).items())),
             "exceptions_resolved": len(resolved & exceptions.keys()),
@@ -151,6 +155,9 @@ def render(summary: Mapping[str, Any], where: Iterable[str] = ()) -> str:
         f"customers linked       {s['customers_linked']} ({_pairs(e['customers'].get('events', {}))} from the ERP; "
         f"{e['customers'].get('dropped', 0)} answers lost); deals still waiting for a link "
         f"{s['deals_waiting_for_a_link']}",
+        f"milestones             {s['orders_activated']} orders activated, {s['orders_accepted_by_customer']} "
+        f"accepted by the customer (the CRM told of each); invoiced before acceptance "
+        f"{e['faults'].get('early_invoice', 0)} (LIFECYCLE_GAP until accepted)",
         f"CRM updates            {s['crm_updates']} (from {e['events_delivered']} ERP events)",
         f"duplicates suppressed  {s['duplicates_suppressed']}",
         f"exceptions by reason   {_pairs(s['exceptions_by_reason'])} ({s['exceptions_resolved']} resolved)",

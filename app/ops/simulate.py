@@ -34,6 +34,8 @@ EVENT_CONTRACT = "io.crmerpsync.erp.events.ErpOrderEvent"
 CUSTOMER_COMMANDS = "erp.commands.customer"
 CUSTOMER_EVENTS = "erp.events.customer"
 CUSTOMER_EVENT_CONTRACT = "io.crmerpsync.erp.events.ErpCustomerEvent"
+MILESTONE_EVENTS = "erp.events.milestone"
+MILESTONE_EVENT_CONTRACT = "io.crmerpsync.erp.events.ErpMilestoneEvent"
 
 
 class SimulateError(ServiceError):
@@ -205,6 +207,10 @@ def run_erp(
     customer_encoder = AvroEncoder(
         _schema_id(reg, f"{customer_topic}-value", CUSTOMER_EVENT_CONTRACT), _expanded(CUSTOMER_EVENT_CONTRACT)
     )
+    milestone_topic = s.topic(MILESTONE_EVENTS)
+    milestone_encoder = AvroEncoder(
+        _schema_id(reg, f"{milestone_topic}-value", MILESTONE_EVENT_CONTRACT), _expanded(MILESTONE_EVENT_CONTRACT)
+    )
     decoder = CommandDecoder(reg)
     customer_commands = s.topic(CUSTOMER_COMMANDS)
     consumer = Subscription(
@@ -244,7 +250,11 @@ def run_erp(
                 time.sleep(wait)
             for record in erp.due(time.time()):
                 last_activity = time.monotonic()
-                _send(producer, events_topic, record["correlation_id"].encode(), encoder.encode(record))
+                key = record["correlation_id"].encode()
+                if "milestone" in record:
+                    _send(producer, milestone_topic, key, milestone_encoder.encode(record))
+                else:
+                    _send(producer, events_topic, key, encoder.encode(record))
             for record in erp.customers.due(time.time()):
                 last_activity = time.monotonic()
                 _send(producer, customer_topic, record["account_id"].encode(), customer_encoder.encode(record))

@@ -6,7 +6,7 @@ source topic, kind, short summary, ids) and renders the timeline as text or JSON
 
 A record belongs to deal ``opp`` when:
 
-* ``sync.deal-changes``, ``erp.events.sales-order``, ``erp.commands.sales-order``,
+* ``sync.deal-changes``, ``erp.events.sales-order``, ``erp.events.milestone``, ``erp.commands.sales-order``,
   ``crm.commands.update``: its key is ``opp``;
 * ``sync.dead-letter``: its key (the original key, decoded from Avro for CDC keys) is ``opp`` or
   the id of a CRM row the deal's CDC changes touched (its line items);
@@ -32,6 +32,7 @@ from typing import Any
 
 DEAL_CHANGES = "sync.deal-changes"
 ERP_EVENTS = "erp.events.sales-order"
+ERP_MILESTONES = "erp.events.milestone"
 ERP_COMMANDS = "erp.commands.sales-order"
 CRM_UPDATES = "crm.commands.update"
 EXCEPTIONS = "sync.exceptions"
@@ -47,6 +48,7 @@ DEAD_LETTER = "sync.dead-letter"
 READ_ORDER = (
     DEAL_CHANGES,
     ERP_EVENTS,
+    ERP_MILESTONES,
     ERP_COMMANDS,
     CRM_UPDATES,
     DEAD_LETTER,
@@ -59,6 +61,7 @@ READ_ORDER = (
 # Tie-break within one millisecond: the direction data flows through the service.
 FLOW = (
     ERP_EVENTS,
+    ERP_MILESTONES,
     DEAL_CHANGES,
     DEAD_LETTER,
     EXCEPTIONS,
@@ -177,7 +180,7 @@ class Deal:
 
     def wants(self, topic: str, key: str | None) -> bool:
         """Whether a message with ``key`` may belong to the deal (worth decoding)."""
-        if topic in (DEAL_CHANGES, ERP_EVENTS, ERP_COMMANDS, CRM_UPDATES):
+        if topic in (DEAL_CHANGES, ERP_EVENTS, ERP_MILESTONES, ERP_COMMANDS, CRM_UPDATES):
             return key == self.opp
         if topic == EXCEPTIONS:
             return self._own_id(key) or key in self.dead_letter_sources
@@ -337,6 +340,15 @@ def _erp_in(v: Mapping[str, Any], _prefix: str) -> tuple[str, str, dict[str, str
     )
 
 
+def _milestone(v: Mapping[str, Any], _prefix: str) -> tuple[str, str, dict[str, str]]:
+    ref = f" ref={v['reference']}" if v.get("reference") else ""
+    return (
+        ERP_IN,
+        f"ERP-IN {v.get('milestone')} {v.get('event_id')}{ref}",
+        _ids(event_id=v.get("event_id"), command_id=v.get("command_id")),
+    )
+
+
 def _money(body: Mapping[str, Any], amount: str = "amount") -> str:
     if body.get(amount) is None:
         return ""
@@ -371,6 +383,8 @@ def _crm_update(v: Mapping[str, Any], _prefix: str) -> tuple[str, str, dict[str,
         "erp_order": v.get("erp_order_number"),
         "credit_hold": "yes" if v.get("credit_hold") else None,
         "disputed": "yes" if v.get("disputed") else None,
+        "activated": v.get("service_activated_at"),
+        "customer_accepted": v.get("customer_accepted_at"),
     }
     text = " ".join(f"{k}={x}" for k, x in shown.items() if x is not None)
     return CRM_UPDATE, f"CRM update {text}".rstrip(), _ids(command_id=envelope.get("command_id"))
@@ -432,6 +446,7 @@ def _dead_letter(rec: Record, prefix: str) -> tuple[str, str, dict[str, str]]:
 _DESCRIBE = {
     DEAL_CHANGES: _deal_change,
     ERP_EVENTS: _erp_in,
+    ERP_MILESTONES: _milestone,
     ERP_COMMANDS: _erp_command,
     CRM_UPDATES: _crm_update,
     EXCEPTIONS: _exception,
@@ -443,6 +458,7 @@ _DESCRIBE = {
 _KIND_OF = {
     DEAL_CHANGES: CDC,
     ERP_EVENTS: ERP_IN,
+    ERP_MILESTONES: ERP_IN,
     ERP_COMMANDS: ERP_COMMAND,
     CRM_UPDATES: CRM_UPDATE,
     EXCEPTIONS: EXCEPTION,

@@ -100,13 +100,14 @@ class CrmMix:
     reorder: float = _help(0.1, "share of deals with two adjacent changes delivered in swapped order")
     malformed: float = _help(0.01, "share of messages followed by a damaged copy (truncated, bad magic, bad id)")
     churn: float = _help(0.05, "chance after each deal step of a contact or account change")
+    milestone_billing: float = _help(0.0, "share of deals billed on milestones (invoiced after the customer accepts)")
     rest: int = _help(50, "messages a deal waits once its lines are in and after a close (lets the close settle)")
     snapshot_every: int = _help(250, "messages between snapshot (op r) re-read bursts; 0: initial snapshot only")
     snapshot_size: int = _help(20, "reference rows per re-read burst")
 
     def __post_init__(self) -> None:
         shares = ("lost", "reopened", "incomplete", "edited", "deleted", "line_churn", "duplicates", "reorder",
-                  "malformed", "churn")  # fmt: skip
+                  "malformed", "churn", "milestone_billing")  # fmt: skip
         for name in shares:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be a share between 0 and 1")
@@ -510,6 +511,8 @@ class CrmSimulator:
         amount = sum((ln["total_price"] for ln in lines), Decimal(0)) or Decimal(rng.randint(500, 5000))
         close = FIRST_CLOSE + timedelta(days=n % 90)
         schedule = rng.choice(("Annual", "Annual", "Upfront"))
+        if self.mix.milestone_billing and rng.random() < self.mix.milestone_billing:  # rolled only when asked for
+            schedule = "Milestone"
 
         def header(stage: str, amt: Decimal = amount, **extra: Any) -> dbz.Row:
             probability = {"Prospecting": 10, "Qualification": 20, "Proposal/Price Quote": 50,

@@ -1,4 +1,5 @@
-"""ERP order events as an ERP integration would publish them (``ErpOrderEvent`` records, Avro-ready values).
+"""ERP order events as an ERP integration would publish them (``ErpOrderEvent`` and ``ErpMilestoneEvent``
+records, Avro-ready values).
 
 Used by the tests and the ERP simulator: each builder returns the record for one event, with the
 union member given in fastavro's tuple notation. ``at=`` sets occurred_at and the body's own time
@@ -100,3 +101,24 @@ def disputed(opp: str, invoice_number: str, amount: Decimal, currency: str, reas
         "disputed_at": _when(kw),
     }
     return event(opp, "InvoiceDisputed", body, **kw)
+
+
+def milestone(opp: str, kind: str, reference: str, command_id: str | None = None, order_number: str | None = None,
+              event_id: str | None = None, at: dt.datetime | None = None) -> dict[str, Any]:  # fmt: skip
+    """An ``ErpMilestoneEvent`` record (``kind``: SERVICE_ACTIVATED or CUSTOMER_ACCEPTED)."""
+    return {
+        "event_id": event_id or f"erp-{next(_ids)}-{kind}-{opp}",
+        "correlation_id": opp,
+        "command_id": command_id,
+        "order_number": order_number,
+        "occurred_at": at or _now(),
+        "erp_system": "erp-sim",
+        "milestone": kind,
+        "reference": reference,
+        "recorded_by": "erp-sim",
+    }
+
+
+def kind_of(record: dict[str, Any]) -> str:
+    """The event type of an order or milestone record: its union branch's short name, or its milestone."""
+    return record["event"][0].rsplit(".", 1)[1] if "event" in record else record["milestone"]

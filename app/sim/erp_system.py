@@ -9,7 +9,9 @@ again (the service's auto-heal, a retry tier, a redelivery) never opens a second
 re-acknowledges with the same event id as before, which the service drops as a duplicate.
 
 Lifecycle of an accepted order: OrderAccepted → OrderShipped (complete; optionally in two
-shipments) → OrderInvoiced → PaymentReceived, ``*_delay`` seconds apart (with jitter). An amend
+shipments) → OrderInvoiced → PaymentReceived, ``*_delay`` seconds apart (with jitter). An order
+billed on milestones (billing schedule ``MILESTONE``) is activated and accepted by the customer
+between shipment and invoice (``ErpMilestoneEvent`` records, for ``erp.events.milestone``). An amend
 re-confirms the order (a new OrderAccepted with the new amount) and re-plans the steps that have not
 happened yet; a cancel withdraws whatever has not been delivered yet.
 
@@ -27,6 +29,8 @@ Faults (``ErpConfig`` shares, each rolled once per order), and the drift alert e
 - ``overpay_rate``: more paid than invoiced → LIFECYCLE_GAP (overpaid)
 - ``phantom_rate``: an OrderAccepted for an order the service never commanded → LIFECYCLE_GAP
 - ``ship_after_cancel_rate``: a cancelled order still ships and invoices → LIFECYCLE_GAP (cancelled)
+- ``early_invoice_rate``: an order billed on milestones is invoiced before the customer's acceptance
+  → LIFECYCLE_GAP, resolved when the acceptance arrives
 - ``duplicate_rate``, ``hold_rate``, ``dispute_rate``, ``partial_ship_rate``: no drift; the CRM
   update shows a credit hold, a dispute, a partial shipment
 
@@ -64,6 +68,7 @@ FAULT_ALERTS = {
     "overpaid": "LIFECYCLE_GAP",
     "phantom": "LIFECYCLE_GAP",
     "shipped_after_cancel": "LIFECYCLE_GAP",
+    "early_invoice": "LIFECYCLE_GAP (resolves)",
     "rejected": "exception ERP_REJECTED",
 }
 
@@ -80,6 +85,8 @@ class ErpConfig:
     ship_delay: float = _help(2.0, "seconds from acceptance to shipment")
     invoice_delay: float = _help(2.0, "seconds from shipment to invoice")
     pay_delay: float = _help(2.0, "seconds from invoice to payment")
+    activate_delay: float = _help(1.0, "milestone billing: seconds from shipment to service activation")
+    acceptance_delay: float = _help(1.0, "milestone billing: seconds from activation to the customer's acceptance")
     jitter: float = _help(0.3, "each delay varies by up to this share, either way")
     reject_rate: float = _help(0.03, "orders rejected (OrderRejected)")
     retryable_share: float = _help(0.5, "rejections marked retryable (the service re-sends the create)")
@@ -93,6 +100,7 @@ class ErpConfig:
     overpay_rate: float = _help(0.0, "orders paid more than invoiced (lifecycle gap)")
     phantom_rate: float = _help(0.0, "per create: an OrderAccepted for an order nobody commanded (lifecycle gap)")
     ship_after_cancel_rate: float = _help(0.0, "cancelled orders that still ship and invoice (lifecycle gap)")
+    early_invoice_rate: float = _help(0.0, "milestone-billed orders invoiced before the acceptance (lifecycle gap)")
     duplicate_rate: float = _help(0.02, "each event delivered twice (same event id)")
     partial_ship_rate: float = _help(0.1, "orders of several lines shipped in two shipments")
     hold_rate: float = _help(0.02, "orders put on credit hold after acceptance, released before shipment")
@@ -134,6 +142,7 @@ class Command:
     currency: str | None = None
     lines: tuple[Line, ...] = ()
     reason: str | None = None
+    billing_schedule: str | None = None
 
     @classmethod
     def parse(cls, value: dict[str, Any]) -> Command:
@@ -158,6 +167,7 @@ class Command:
             body.get("currency"),
             lines,
             None if body.get("reason") is None else str(body["reason"]),
+            None if body.get("billing_schedule") is None else str(body["billing_schedule"]),
         )
 
 
@@ -169,6 +179,7 @@ class Order:
     currency: str
     lines: tuple[Line, ...]
     faults: frozenset[str]
+    billing_schedule: str | None = None
     status: str = "new"  # accepted, rejected, ignored, cancelled
     order_number: str | None = None
     version: int = 0  # bumped by an amend or cancel: what was planned before is withdrawn
@@ -192,7 +203,7 @@ class Delivery:
 
     @property
     def kind(self) -> str:
-        return self.event["event"][0].rsplit(".", 1)[1]
+        return build.kind_of(self.event)
 
 
 @dataclass
@@ -322,7 +333,7 @@ class ErpSystem:
             self.summary.resent[cmd.kind] += 1
             return self._reacknowledge(order, now)
         order = Order(cmd.command_id, cmd.opportunity_id, cmd.amount or Decimal(0), cmd.currency or "EUR", cmd.lines,
-                      self._roll_faults(len(cmd.lines)))  # fmt: skip
+                      self._roll_faults(len(cmd.lines)), cmd.billing_schedule)  # fmt: skip
         self.orders[cmd.command_id] = order
         self.live[cmd.opportunity_id] = cmd.command_id
         self.summary.orders += 1
@@ -345,7 +356,10 @@ class ErpSystem:
             "hold": c.hold_rate,
             "dispute": c.dispute_rate,
         }
-        return frozenset(name for name, rate in rolls.items() if r() < rate)
+        faults = {name for name, rate in rolls.items() if r() < rate}
+        if c.early_invoice_rate and r() < c.early_invoice_rate:  # rolled only when asked for: seeds stay as they were
+            faults.add("early_invoice")
+        return frozenset(faults)
 
     def _process(self, order: Order, now: float) -> list[Delivery]:
         """Decide a new (or retried) order: ignore it, reject it, or accept it and plan its lifecycle."""
@@ -468,7 +482,19 @@ class ErpSystem:
             events.append((t, "shipped", build.shipped(opp, f"{tag}:SH2", lines, True, event_id=f"{tag}:shipped:2",
                                                        at=_at(t), **ids)))  # fmt: skip
             order.happened["shipped"] = t
+        accepted_at = None  # when the customer accepts a milestone-billed order (None: not to be sent now)
+        if order.billing_schedule == "MILESTONE":
+            if "activated" not in happened:
+                t += self._delay("activate")
+                activated = build.milestone(opp, "SERVICE_ACTIVATED", f"ACT-{order.order_number}",
+                                            event_id=f"{tag}:activated", at=_at(t), **ids)  # fmt: skip
+                events.append((t, "activated", activated))
+                order.happened["activated"] = t
+            if "customer-accepted" not in happened:
+                accepted_at = t + self._delay("acceptance")
         if "invoiced" not in happened:
+            early = accepted_at is not None and "early_invoice" in f
+            t = accepted_at if accepted_at is not None and not early else t
             t += self._delay("invoice")
             invoiced = accepted.quantize(CENT)
             if "invoice_drift" in f:
@@ -479,6 +505,9 @@ class ErpSystem:
             events.append((t, "invoiced", build.invoiced(opp, invoice, invoiced, cur, tax=tax,
                                                          event_id=f"{tag}:invoiced", at=_at(t), **ids)))  # fmt: skip
             order.happened["invoiced"] = t
+            if early:
+                accepted_at = t + 0.5
+                self.summary.faults["early_invoice"] += 1
             if "dispute" in f:
                 part = (invoiced / 10).quantize(CENT)
                 events.append((t + 0.01, "disputed", build.disputed(opp, invoice, part, cur, "damaged goods",
@@ -492,6 +521,11 @@ class ErpSystem:
             events.append((t, "paid", build.paid(opp, f"PAY-{order.order_number}-{order.version}", invoice, paid,
                                                  cur, event_id=f"{tag}:paid", at=_at(t), **ids)))  # fmt: skip
             order.happened["paid"] = t
+        if accepted_at is not None:
+            sign_off = build.milestone(opp, "CUSTOMER_ACCEPTED", f"ACC-{order.order_number}",
+                                       event_id=f"{tag}:customer-accepted", at=_at(accepted_at), **ids)  # fmt: skip
+            events.append((accepted_at, "customer-accepted", sign_off))
+            order.happened["customer-accepted"] = accepted_at
         return self._deliveries(order, now, events, first)
 
     def _deliveries(self, order: Order, now: float, events: list, first: bool) -> list[Delivery]:
@@ -509,7 +543,7 @@ class ErpSystem:
         out = []
         for (_, step, record), at in zip(events, times, strict=True):
             if self.rng.random() < self.config.drop_rate:
-                self.summary.dropped[record["event"][0].rsplit(".", 1)[1]] += 1
+                self.summary.dropped[build.kind_of(record)] += 1
                 self.summary.faults["dropped"] += 1
                 continue
             out.append(self._delivery(now, at, record, order, step))

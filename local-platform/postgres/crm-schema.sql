@@ -101,6 +101,10 @@ CREATE TABLE IF NOT EXISTS opportunity (
     last_modified_date    timestamptz NOT NULL DEFAULT now()
 );
 
+-- Added later: the order's milestones (service activation, customer acceptance), written back by the service.
+ALTER TABLE opportunity ADD COLUMN IF NOT EXISTS service_activated_at timestamptz;
+ALTER TABLE opportunity ADD COLUMN IF NOT EXISTS customer_accepted_at timestamptz;
+
 CREATE TABLE IF NOT EXISTS opportunity_line_item (
     id              text PRIMARY KEY,
     opportunity_id  text NOT NULL REFERENCES opportunity (id) ON DELETE CASCADE,

@@ -22,6 +22,7 @@ def test_a_short_demo_exercises_every_flow_and_creates_exactly_the_expected_orde
     assert s["customer_upserts"] > 0 and s["crm_updates"] > 0 and s["duplicates_suppressed"] > 0
     # the link loop: every account the CRM sent got its ERP customer; no deal waits for a link the ERP gave
     assert s["customers_linked"] > 0 and s["deals_waiting_for_a_link"] == 0
+    assert s["orders_activated"] > 0 and s["orders_accepted_by_customer"] > 0  # milestones reached the CRM
     assert summary["erp"]["customers"]["events"].get("CREATED", 0) > 0  # accounts new to the ERP
     assert s["quarantined_by_reason"] and s["exceptions_by_reason"]
     assert sum(s["quarantined_by_reason"].values()) == crm["malformed_sent"]  # only the damaged copies

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from decimal import Decimal
+from typing import Any
 
 from app.sim import debezium as dbz
 from tests.support.kafka import Sandbox
@@ -41,16 +42,17 @@ class Crm:
         self.upsert("pricebook_entry", dbz.pricebook_row("pbe-a", "prod-a", "EUR", Decimal("100.00")))
         self.upsert("pricebook_entry", dbz.pricebook_row("pbe-b", "prod-b", "EUR", Decimal("50.00")))
 
-    def deal(self, opp: str, account: str = "acc-1", stage: str = "Closed Won") -> dict[str, dict]:
-        """An opportunity with two lines (2 x A at 100, 1 x B at 50 = 250.00) progressing to ``stage``."""
+    def deal(self, opp: str, account: str = "acc-1", stage: str = "Closed Won", **fields: Any) -> dict[str, dict]:
+        """An opportunity with two lines (2 x A at 100, 1 x B at 50 = 250.00) progressing to ``stage``;
+        ``fields``: opportunity columns that differ from ``dbz.opportunity_row``'s."""
         events = {}
-        events["open"] = self.upsert("opportunity", dbz.opportunity_row(opp, account, "Prospecting", Decimal("250.00")))
+        amount = Decimal("250.00")
+        events["open"] = self.upsert("opportunity", dbz.opportunity_row(opp, account, "Prospecting", amount, **fields))
         events["l1"] = self.upsert("opportunity_line_item", dbz.line_row(f"{opp}-l1", opp, "prod-a", 2, Decimal("100")))
         events["l2"] = self.upsert("opportunity_line_item", dbz.line_row(f"{opp}-l2", opp, "prod-b", 1, Decimal("50")))
-        events["negotiate"] = self.upsert(
-            "opportunity", dbz.opportunity_row(opp, account, "Negotiation", Decimal("250.00"))
-        )
-        events["close"] = self.upsert("opportunity", dbz.opportunity_row(opp, account, stage, Decimal("250.00")))
+        negotiate = dbz.opportunity_row(opp, account, "Negotiation", amount, **fields)
+        events["negotiate"] = self.upsert("opportunity", negotiate)
+        events["close"] = self.upsert("opportunity", dbz.opportunity_row(opp, account, stage, amount, **fields))
         return events
 
     def stage(self, opp: str, stage: str, account: str = "acc-1") -> dict:

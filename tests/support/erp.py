@@ -82,6 +82,8 @@ def body(kind: ErpKind, when: dt.datetime, n: int, **fields: Any) -> dict[str, A
             "disputed_at": iso,
         },
     }
+    if kind in (ErpKind.ACTIVATED, ErpKind.CUSTOMER_ACCEPTED):  # what erp_ingest.milestone_event makes of one
+        return {"reference": f"M-{n}", "reached_at": ms(when), **fields}
     value = {**defaults[kind], **fields}
     model(f"io.crmerpsync.erp.events.{kind}").model_validate(value)  # a record the ERP could really send
     return value
@@ -111,7 +113,8 @@ def contract_problems(outputs: list[Output]) -> list[str]:
 class Deal:
     """One opportunity (two lines, 250.00 EUR, closed-won at ``NOW``) and everything said about it."""
 
-    def __init__(self, policy: Policy | None = None, close: bool = True) -> None:
+    def __init__(self, policy: Policy | None = None, close: bool = True, **header_fields: Any) -> None:
+        """``header_fields``: the opportunity's header fields that differ from ``tests.support.deals.header``."""
         self.policy = policy or Policy()
         self.refs = references()
         self.src = Source()
@@ -122,7 +125,7 @@ class Deal:
         if close:
             self.crm("opportunity_line_item", "l1", line(OPP, "prod-a", "2", "100"), now=NOW)
             self.crm("opportunity_line_item", "l2", line(OPP, "prod-b", "1", "50"), now=NOW)
-            self.creation = self.crm("opportunity", OPP, header(), now=NOW)
+            self.creation = self.crm("opportunity", OPP, header(**header_fields), now=NOW)
             assert self.state.order is not None, "the closed-won deal must produce an order"
 
     @property

@@ -17,6 +17,7 @@ from typing import Any
 
 import fastavro
 
+from app.agents.erp_ingest import MILESTONE_EVENT, MILESTONE_EVENTS_TOPIC, milestone_event
 from app.cdc import messages
 from app.cdc.envelope import normalise
 from app.contracts import default_index
@@ -51,13 +52,19 @@ def avro_roundtrip(contract: str, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def erp_event(record: dict[str, Any], offset: int) -> ErpEvent:
-    """An ERP event record as the deal agent sees it: Avro round trip, as in erp_ingest, then the JSON hop."""
-    v = avro_roundtrip(ERP_EVENT, record)
-    name, body = v["event"]
-    occurred = int(v["occurred_at"].timestamp() * 1000)
-    event = ErpEvent(v["event_id"], v["correlation_id"], v["command_id"], v["order_number"], occurred,
-                     ErpKind(name.rsplit(".", 1)[1]), body,
-                     Lineage("erp.events.sales-order", 0, offset, 1, occurred))  # fmt: skip
+    """An ERP order or milestone event record as the deal agent sees it: Avro round trip, as in
+    erp_ingest, then the JSON hop."""
+    if "milestone" in record:
+        v = avro_roundtrip(MILESTONE_EVENT, record)
+        occurred = int(v["occurred_at"].timestamp() * 1000)
+        event = milestone_event(v, Lineage(MILESTONE_EVENTS_TOPIC, 0, offset, 1, occurred))
+    else:
+        v = avro_roundtrip(ERP_EVENT, record)
+        name, body = v["event"]
+        occurred = int(v["occurred_at"].timestamp() * 1000)
+        event = ErpEvent(v["event_id"], v["correlation_id"], v["command_id"], v["order_number"], occurred,
+                         ErpKind(name.rsplit(".", 1)[1]), body,
+                         Lineage("erp.events.sales-order", 0, offset, 1, occurred))  # fmt: skip
     parsed = messages.parse_deal_change(messages.erp_event(event), "sync.deal-changes", f"erp/{offset}")
     assert isinstance(parsed, ErpEvent)
     return parsed

@@ -48,6 +48,8 @@ CRM_WRITABLE = frozenset(
         "amount_invoiced",
         "amount_paid",
         "currency",
+        "service_activated_at",
+        "customer_accepted_at",
     }
 )
 CRM_UPDATE_IDENTITY = frozenset({"envelope", "opportunity_id", "account_id"})
@@ -103,8 +105,14 @@ def crm_update(state: DealState, event: ErpEvent, now: dt.datetime) -> CrmUpdate
         "amount_invoiced": money(erp.invoiced) if erp.invoices else None,
         "amount_paid": money(erp.paid) if erp.payments else None,
         "currency": currency,
+        "service_activated_at": _iso(erp.activated_at_ms),
+        "customer_accepted_at": _iso(erp.customer_accepted_at_ms),
     }
     return CrmUpdate(state.opportunity_id, value)
+
+
+def _iso(ms: int | None) -> str | None:
+    return None if ms is None else dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat()
 
 
 def _retry(state: DealState, erp: ErpView, event: ErpEvent, delivery: str, refs, policy: Policy, now) -> list[Output]:

@@ -28,6 +28,8 @@ class ErpKind(StrEnum):
     HOLD_PLACED = "CreditHoldPlaced"
     HOLD_RELEASED = "CreditHoldReleased"
     DISPUTED = "InvoiceDisputed"
+    ACTIVATED = "ServiceActivated"  # the milestone topic's SERVICE_ACTIVATED (erp.events.milestone)
+    CUSTOMER_ACCEPTED = "CustomerAccepted"  # its CUSTOMER_ACCEPTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +56,8 @@ class Slas:
     payment: dt.timedelta = dt.timedelta(days=30)  # after invoicing, when the invoice has no due date
     payment_grace: dt.timedelta = dt.timedelta(days=3)  # after the invoice's due date
     auto_heal: bool = True  # re-issue a create once (same command id) before alerting on acceptance
+    # billing schedules whose invoices wait for the customer's acceptance (an earlier one is a gap)
+    acceptance_billing: frozenset[str] = frozenset({"MILESTONE"})
 
 
 class _Model(BaseModel):
@@ -99,6 +103,8 @@ class ErpView(_Model):
     payment_currency: str | None = None
     credit_hold: bool = False
     disputed: bool = False
+    activated_at_ms: int | None = None  # service activation milestone
+    customer_accepted_at_ms: int | None = None  # customer acceptance milestone
     events: list[Applied] = Field(default_factory=list)
     reissued_at_ms: int | None = None  # auto-heal: the create was re-issued once
     heal_skipped: bool = False  # auto-heal was due but the deal no longer validates: alert instead
@@ -169,6 +175,10 @@ def apply(view: ErpView, event: ErpEvent) -> None:
             view.credit_hold = False
         case ErpKind.DISPUTED:
             view.disputed = True
+        case ErpKind.ACTIVATED:
+            view.activated_at_ms = view.activated_at_ms or event.occurred_at_ms
+        case ErpKind.CUSTOMER_ACCEPTED:
+            view.customer_accepted_at_ms = view.customer_accepted_at_ms or event.occurred_at_ms
     view.events.append(
         Applied(
             event_id=event.event_id,

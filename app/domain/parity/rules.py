@@ -125,6 +125,14 @@ def findings(state: DealState, now_ms: int, slas: Slas, tolerance: Decimal) -> d
             "shipped, invoiced or paid before acceptance", "ERP events arrived ahead of the order's acceptance",
             "order-management", committed,
         )  # fmt: skip
+    schedule = header.billing_schedule if header else None
+    if erp.invoices and erp.customer_accepted_at_ms is None and schedule in slas.acceptance_billing:
+        add(
+            "gap:invoiced-before-acceptance", DriftKind.LIFECYCLE_GAP, "HIGH", "CustomerAccepted before OrderInvoiced",
+            f"{len(erp.invoices)} invoice(s), no acceptance",
+            f"the ERP invoiced before the customer's acceptance; billing schedule {schedule} bills on acceptance",
+            "billing", erp.invoiced, erp.invoice_currency or currency,
+        )  # fmt: skip
     if erp.payments and erp.paid > erp.invoiced + tolerance:
         add(
             "gap:overpaid", DriftKind.LIFECYCLE_GAP, "HIGH", f"paid <= invoiced {erp.invoiced}", f"paid {erp.paid}",

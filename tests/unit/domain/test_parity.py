@@ -9,6 +9,7 @@ from decimal import Decimal
 from app.domain.feedback.lifecycle import (
     ErpKind,
     ErpView,
+    Slas,
     apply,
     fulfilment_status,
     invoice_status,
@@ -17,6 +18,7 @@ from app.domain.feedback.lifecycle import (
 )
 from app.domain.orders.deal import DealState
 from app.domain.orders.decide import Outcome
+from app.domain.orders.validation import Policy
 from app.domain.parity.rules import DriftKind, expectations, findings, next_check_ms
 from app.engine.routes import record, route
 from tests.support.erp import (
@@ -199,6 +201,46 @@ def test_an_invoice_before_the_acceptance_is_a_gap_that_the_acceptance_closes():
     [audit] = alert_audits(accepted)
     assert audit["audit_id"] == f"audit:{OPP}:gap:not-accepted:1:resolved" and audit["action"] == "ALERT_RESOLVED"
     assert deal.state.alerts == {}
+
+
+def _shipped_milestone_deal(policy: Policy | None = None) -> Deal:
+    deal = Deal(policy, billing_schedule="MILESTONE")
+    deal.erp(ErpKind.ACCEPTED, at(minutes=1))
+    deal.erp(ErpKind.SHIPPED, at(minutes=2))
+    return deal
+
+
+def test_milestones_reach_the_crm_and_an_invoice_after_the_acceptance_is_parity():
+    deal = _shipped_milestone_deal()
+    activated = deal.erp(ErpKind.ACTIVATED, at(minutes=3))
+    assert updates(activated)[0]["service_activated_at"] == at(minutes=3).isoformat()
+    assert updates(activated)[0]["customer_accepted_at"] is None
+    accepted = deal.erp(ErpKind.CUSTOMER_ACCEPTED, at(minutes=4))
+    assert updates(accepted)[0]["customer_accepted_at"] == at(minutes=4).isoformat()
+    assert alerts(deal.erp(ErpKind.INVOICED, at(minutes=5))) == []
+    assert deal.state.erp.customer_accepted_at_ms == ms(at(minutes=4))
+
+
+def test_an_invoice_before_the_customer_accepts_a_milestone_billed_order_is_a_gap_until_the_acceptance():
+    deal = _shipped_milestone_deal()
+    early = deal.erp(ErpKind.INVOICED, at(minutes=3))
+    [alert] = alerts(early)
+    assert alert["alert_id"] == f"{OPP}:gap:invoiced-before-acceptance:1" and alert["kind"] == "LIFECYCLE_GAP"
+    assert alert["amount_at_risk"] == "250.00" and alert["suggested_owner"] == "billing"
+    assert "MILESTONE" in alert["detail"]
+    again = deal.erp(ErpKind.CUSTOMER_ACCEPTED, at(minutes=4), event_id="acc-1")
+    assert resolved(again) == [alert["alert_id"]]
+    assert deal.feed(deal.event(ErpKind.CUSTOMER_ACCEPTED, at(minutes=5), event_id="acc-1"), at(minutes=5)).outcome is (
+        Outcome.DUPLICATE
+    )
+
+
+def test_only_the_configured_billing_schedules_wait_for_the_acceptance():
+    deal = _shipped_milestone_deal(Policy(slas=Slas(acceptance_billing=frozenset({"QUARTERLY"}))))
+    assert alerts(deal.erp(ErpKind.INVOICED, at(minutes=3))) == []
+    upfront = Deal()
+    upfront.erp(ErpKind.ACCEPTED, at(minutes=1))
+    assert alerts(upfront.erp(ErpKind.INVOICED, at(minutes=3))) == []
 
 
 def test_paying_more_than_was_invoiced_is_a_gap():

@@ -26,9 +26,11 @@ from tests.support.service import avro_roundtrip, erp_event
 
 T0 = NOW.timestamp()
 EVENT = "io.crmerpsync.erp.events.ErpOrderEvent"
+MILESTONE_KINDS = {"SERVICE_ACTIVATED": "ServiceActivated", "CUSTOMER_ACCEPTED": "CustomerAccepted"}
 
 
-def create(opp: str = "opp-1", command_id: str | None = None, amount: str = "250.00", lines=None) -> dict[str, Any]:
+def create(opp: str = "opp-1", command_id: str | None = None, amount: str = "250.00", lines=None,
+           schedule: str = "UPFRONT") -> dict[str, Any]:  # fmt: skip
     """A create as the worker's decoder hands it over (Avro union as a (name, record) tuple)."""
     lines = lines or [("l1", "SKU-A", "2", "200.00"), ("l2", "SKU-B", "1", "50.00")]
     body = {
@@ -37,6 +39,7 @@ def create(opp: str = "opp-1", command_id: str | None = None, amount: str = "250
         "customer_number": "C-1001",
         "currency": "EUR",
         "amount": Decimal(amount),
+        "billing_schedule": schedule,
         "lines": [
             {"line_id": i, "sku": sku, "quantity": Decimal(q), "net_amount": Decimal(net), "currency": "EUR"}
             for i, sku, q, net in lines
@@ -60,7 +63,7 @@ def deliver_all(erp: ErpSystem, until: float | None = None) -> list[tuple[float,
 
 
 def kinds(events) -> list[str]:
-    return [e["event"][0].rsplit(".", 1)[1] for _, e in events]
+    return [e["event"][0].rsplit(".", 1)[1] for _, e in events if "event" in e]
 
 
 def close_to(observed: float, share: float, n: int) -> bool:
@@ -212,14 +215,18 @@ def test_every_event_fits_the_contract_erp_ingest_reads():
     config = ErpConfig(reject_rate=0.2, hold_rate=0.3, dispute_rate=0.3, partial_ship_rate=0.5, phantom_rate=0.2)
     erp = ErpSystem(8, config)
     for i in range(60):
-        erp.on_command(create(f"opp-{i}"), T0 + i)
+        erp.on_command(create(f"opp-{i}", schedule="MILESTONE" if i % 3 == 0 else "UPFRONT"), T0 + i)
     events = deliver_all(erp)
-    assert set(kinds(events)) == {k.value for k in ErpKind}
+    milestones = {str(e["milestone"]) for _, e in events if "milestone" in e}
+    assert set(kinds(events)) | {MILESTONE_KINDS[m] for m in milestones} == {k.value for k in ErpKind}
     for n, (_, record) in enumerate(events):
+        event = erp_event(record, n)  # through the topic's contract and erp_ingest's mapping
+        if "milestone" in record:
+            assert event.kind.value == MILESTONE_KINDS[record["milestone"]]
+            continue
         decoded = avro_roundtrip(EVENT, record)  # what erp_ingest's decoder returns
         name, body = decoded["event"]
         model(name).model_validate(body)
-        event = erp_event(record, n)
         assert event.correlation_id and event.kind.value == name.rsplit(".", 1)[1]
 
 
@@ -229,8 +236,8 @@ def test_every_event_fits_the_contract_erp_ingest_reads():
 class Run:
     """One closed-won deal (tests.support.erp.Deal: opp-1, 250.00 EUR, l1 2 x 100, l2 1 x 50) and the ERP."""
 
-    def __init__(self, config: ErpConfig, seed: int = 1) -> None:
-        self.deal = Deal(Policy())
+    def __init__(self, config: ErpConfig, seed: int = 1, **header: Any) -> None:
+        self.deal = Deal(Policy(), **header)
         self.erp = ErpSystem(seed, config)
         self.sent = 0
         self.n = 0
@@ -298,6 +305,32 @@ def test_out_of_order_delivery_opens_a_lifecycle_gap_that_the_late_event_resolve
     (kind, key, _), (_, key2, state) = run.alerts()
     assert (kind, state) == ("LIFECYCLE_GAP", "RESOLVED") and key == key2 in ("gap:not-accepted", "gap:overpaid")
     assert updates(run.deal.outputs)[-1]["order_status"] == "PAID"
+
+
+def test_a_milestone_billed_order_is_activated_and_accepted_before_its_invoice_and_the_crm_sees_both():
+    run = Run(ErpConfig.clean(**CLEAN), billing_schedule="MILESTONE")
+    run.deliver()
+    assert run.alerts() == []
+    last = updates(run.deal.outputs)[-1]
+    assert last["order_status"] == "PAID" and last["service_activated_at"] and last["customer_accepted_at"]
+    assert run.erp.summary.delivered["SERVICE_ACTIVATED"] == run.erp.summary.delivered["CUSTOMER_ACCEPTED"] == 1
+
+
+def test_an_invoice_before_the_customer_accepts_is_a_lifecycle_gap_the_acceptance_resolves():
+    run = Run(ErpConfig.clean(**CLEAN, early_invoice_rate=1.0), billing_schedule="MILESTONE")
+    run.deliver()
+    assert run.alerts() == [
+        ("LIFECYCLE_GAP", "gap:invoiced-before-acceptance", "OPEN"),
+        ("LIFECYCLE_GAP", "gap:invoiced-before-acceptance", "RESOLVED"),
+    ]
+    assert run.erp.summary.faults["early_invoice"] == 1
+
+
+def test_an_upfront_order_has_no_milestones_and_an_early_invoice_fault_does_not_apply():
+    run = Run(ErpConfig.clean(**CLEAN, early_invoice_rate=1.0))
+    run.deliver()
+    assert run.alerts() == [] and "early_invoice" not in run.erp.summary.faults
+    assert "SERVICE_ACTIVATED" not in run.erp.summary.delivered
 
 
 def test_an_order_the_erp_ignores_is_re_issued_once_then_alerted_as_missing():
