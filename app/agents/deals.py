@@ -21,6 +21,7 @@ import orjson
 
 from app.cdc import messages
 from app.domain.errors import ReasonCode
+from app.domain.feedback.kpis import BillingCheck, CycleTime, DealClosed
 from app.domain.feedback.lifecycle import ErpEvent
 from app.domain.orders.deal import source_ts_ms
 from app.domain.orders.decide import Outcome
@@ -48,6 +49,14 @@ _DEPENDENCIES = {
 def _observe(decision, item) -> None:
     flow = "erp_feedback" if isinstance(item, ErpEvent) else "opportunity_to_order"
     metrics.flow_events.labels(flow=flow, outcome=decision.outcome).inc()
+    for measure in decision.measures:
+        match measure:
+            case CycleTime(cycle=cycle, seconds=seconds):
+                metrics.lifecycle_cycle_seconds.labels(cycle=str(cycle)).observe(seconds)
+            case BillingCheck(accurate=accurate):
+                metrics.orders_invoiced.labels(accurate=str(accurate).lower()).inc()
+            case DealClosed():
+                metrics.deals_closed_won.inc()
     if decision.outcome is Outcome.DUPLICATE:
         metrics.dedup_hits.labels(flow=flow).inc()
     for out in decision.outputs:

@@ -20,6 +20,21 @@ commands_emitted = Counter("crm_erp_sync_commands_emitted_total", "Commands emit
 exceptions_raised = Counter(
     "crm_erp_sync_exceptions_raised_total", "Exception records emitted, per reason code", ["reason"]
 )
+lifecycle_cycle_seconds = Histogram(
+    "crm_erp_sync_lifecycle_cycle_seconds",
+    "Order lifecycle cycle times: order_handoff (CRM close to ERP acceptance), close_to_invoice (to the first "
+    "invoice), invoice_to_paid (first invoice to paid in full); ERP event time against the CRM's commit time",
+    ["cycle"],
+    buckets=(1, 10, 60, 300, 900, 3600, 4 * 3600, 86400, 2 * 86400, 7 * 86400, 14 * 86400, 30 * 86400, 90 * 86400),
+)
+orders_invoiced = Counter(
+    "crm_erp_sync_orders_invoiced_total",
+    "Orders billed at once, at their first invoice: accurate=true when it matches the accepted amount and currency",
+    ["accurate"],
+)
+deals_closed_won = Counter(
+    "crm_erp_sync_deals_closed_won_total", "Deals that became closed-won (a deal reopened and won again counts again)"
+)
 source_to_command_seconds = Histogram(
     "crm_erp_sync_source_to_command_seconds",
     "From the CDC source commit timestamp to the command being sent, per flow",

@@ -25,7 +25,7 @@ from app.client_config import security_env
 from app.contracts import default_index
 from app.engine.reader import Snapshot
 from app.ops import schemas_admin, topics_admin
-from app.ops.demo_report import Observed, render, summarise
+from app.ops.demo_report import Observed, Sample, render, summarise
 from app.ops.simulate import run_crm, run_erp
 from app.ops.trace import AvroReader
 from app.ops.worker_process import WorkerProcess
@@ -71,16 +71,20 @@ def _worker_env(s: Settings) -> dict[str, str]:
     return env
 
 
-def scrape(port: int) -> dict[str, float]:
-    """The worker's metrics summed per name (0 when the worker does not answer)."""
+def samples(port: int) -> list[Sample]:
+    """The worker's metric samples (none when the worker does not answer)."""
     try:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     except httpx.HTTPError:
-        return {}
+        return []
+    return [Sample(s.name, s.labels, s.value) for f in text_string_to_metric_families(text) for s in f.samples]
+
+
+def scrape(port: int) -> dict[str, float]:
+    """The worker's metrics summed per name (0 when the worker does not answer)."""
     sums: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
+    for sample in samples(port):
+        sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
     return sums
 
 
@@ -117,7 +121,9 @@ def _read(snapshot: Snapshot, s: Settings, name: str) -> list:
 def observe(s: Settings, port: int) -> Observed:
     """Read what the service produced under the run's prefix (from the start to now)."""
     reader, snapshot = AvroReader(s), Snapshot(s, "demo")
-    seen = Observed(dedup_hits=scrape(port).get("crm_erp_sync_dedup_hits_total", 0.0))
+    metrics = samples(port)
+    hits = sum(m.value for m in metrics if m.name == "crm_erp_sync_dedup_hits_total")
+    seen = Observed(dedup_hits=hits, metrics=metrics)
     try:
         first: dict[str, float] = {}  # a re-sent create (re-issue, retry, redelivery) is not a new order
         for msg in _read(snapshot, s, "erp.commands.sales-order"):

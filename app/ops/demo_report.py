@@ -31,6 +31,50 @@ class Observed:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     create_latencies_ms: list[float] = field(default_factory=list)  # command timestamp - CDC commit time
     dedup_hits: float = 0.0
+    metrics: list[Sample] = field(default_factory=list)  # the worker's /metrics at the end of the run
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One sample of the worker's /metrics."""
+
+    name: str
+    labels: Mapping[str, str]
+    value: float
+
+
+CYCLES = ("order_handoff", "close_to_invoice", "invoice_to_paid")
+
+
+def _sum(samples: Iterable[Sample], name: str, **labels: str) -> float:
+    return sum(s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
+
+def lifecycle_kpis(samples: list[Sample]) -> dict[str, Any]:
+    """The lifecycle KPIs from the worker's metrics: per cycle its count, mean and the histogram bucket
+    that holds its median; billing accuracy; exceptions per 100 closed-won deals."""
+    cycles: dict[str, dict[str, Any]] = {}
+    for cycle in CYCLES:
+        count = _sum(samples, "crm_erp_sync_lifecycle_cycle_seconds_count", cycle=cycle)
+        total = _sum(samples, "crm_erp_sync_lifecycle_cycle_seconds_sum", cycle=cycle)
+        buckets = sorted(
+            (float(s.labels["le"]), s.value)
+            for s in samples
+            if s.name == "crm_erp_sync_lifecycle_cycle_seconds_bucket" and s.labels.get("cycle") == cycle
+        )
+        median = next((le for le, n in buckets if n >= count / 2), None) if count else None
+        cycles[cycle] = {"count": int(count), "mean_s": total / count if count else None, "p50_at_most_s": median}
+    checked = _sum(samples, "crm_erp_sync_orders_invoiced_total")
+    accurate = _sum(samples, "crm_erp_sync_orders_invoiced_total", accurate="true")
+    closed = _sum(samples, "crm_erp_sync_deals_closed_won_total")
+    raised = _sum(samples, "crm_erp_sync_exceptions_raised_total")
+    return {
+        "cycles": cycles,
+        "orders_billing_checked": int(checked),
+        "billing_accuracy": accurate / checked if checked else None,
+        "deals_closed_won": int(closed),
+        "exceptions_per_100_deals": 100 * raised / closed if closed else None,
+    }
 
 
 def _kind(command: dict[str, Any]) -> str:
@@ -95,6 +139,7 @@ def summarise(crm: Mapping[str, Any], erp: Mapping[str, Any], seen: Observed) ->
             "crm_updates": len({u["envelope"]["command_id"] for u in seen.crm_updates}),
             "customers_linked": len(linked),
             "deals_waiting_for_a_link": len(waiting),
+            "lifecycle_kpis": lifecycle_kpis(seen.metrics),
             "orders_activated": len(activated),
             "orders_accepted_by_customer": len(signed_off),
             "duplicates_suppressed": int(seen.dedup_hits),
@@ -137,6 +182,25 @@ def _ms(value: float | None) -> str:
     return "-" if value is None else f"{value:.0f} ms"
 
 
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+def _kpi_lines(k: Mapping[str, Any]) -> list[str]:
+    cycles = [
+        f"{name.replace('_', ' ')} mean {_seconds(c['mean_s'])} (p50 ≤ {_seconds(c['p50_at_most_s'])}, n {c['count']})"
+        for name, c in k["cycles"].items()
+    ]
+    accuracy = "-" if k["billing_accuracy"] is None else f"{100 * k['billing_accuracy']:.1f} %"
+    per_100 = "-" if k["exceptions_per_100_deals"] is None else f"{k['exceptions_per_100_deals']:.1f}"
+    return [
+        f"cycle times            {cycles[0]}",
+        *(f"                       {line}" for line in cycles[1:]),
+        f"billing accuracy       {accuracy} of {k['orders_billing_checked']} orders billed at once; "
+        f"exceptions per 100 deals {per_100} ({k['deals_closed_won']} closed won)",
+    ]
+
+
 def render(summary: Mapping[str, Any], where: Iterable[str] = ()) -> str:
     c, s, e = summary["crm"], summary["service"], summary["erp"]
     d, x, lat = c["deals"], c["expected"], s["create_latency_ms"]
@@ -166,6 +230,7 @@ def render(summary: Mapping[str, Any], where: Iterable[str] = ()) -> str:
         f"revenue at risk        {_pairs(s['revenue_at_risk'])}",
         f"CDC to order latency   p50 {_ms(lat['p50'])}, p95 {_ms(lat['p95'])}, p99 {_ms(lat['p99'])} "
         f"over {lat['count']} creates",
+        *_kpi_lines(s["lifecycle_kpis"]),
         "── ERP (simulated) ─────────────────────────────────────────────",
         f"orders                 {e['orders']}: {_pairs(e['outcomes'])}",
         f"faults injected        {_pairs(e['faults'])}",

@@ -23,6 +23,11 @@ def test_a_short_demo_exercises_every_flow_and_creates_exactly_the_expected_orde
     # the link loop: every account the CRM sent got its ERP customer; no deal waits for a link the ERP gave
     assert s["customers_linked"] > 0 and s["deals_waiting_for_a_link"] == 0
     assert s["orders_activated"] > 0 and s["orders_accepted_by_customer"] > 0  # milestones reached the CRM
+    kpis = s["lifecycle_kpis"]  # from the worker's metrics
+    assert all(kpis["cycles"][c]["count"] > 0 for c in ("order_handoff", "close_to_invoice", "invoice_to_paid"))
+    assert kpis["deals_closed_won"] >= s["orders_created"] and kpis["exceptions_per_100_deals"] > 0
+    assert kpis["orders_billing_checked"] > 0 and 0 < kpis["billing_accuracy"] < 1  # the ERP drifts some invoices
+    assert any("billing accuracy" in line for line in lines[-1].splitlines())
     assert summary["erp"]["customers"]["events"].get("CREATED", 0) > 0  # accounts new to the ERP
     assert s["quarantined_by_reason"] and s["exceptions_by_reason"]
     assert sum(s["quarantined_by_reason"].values()) == crm["malformed_sent"]  # only the damaged copies

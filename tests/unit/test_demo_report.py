@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from app.ops.demo_report import Observed, render, summarise
+from app.ops.demo_report import Observed, Sample, lifecycle_kpis, render, summarise
 
 CRM = {
     "messages": 120,
@@ -65,3 +65,30 @@ def test_the_rendering_names_every_flow_and_where_to_look():
                   "revenue at risk", "CDC to order latency", "faults injected", "/ops"):  # fmt: skip
         assert words in text
     assert "p50 -" in text  # no creates: no invented figures
+
+
+def test_the_lifecycle_kpis_come_from_the_worker_metrics_and_none_are_invented():
+    def cycle(name: str, le: str, n: float) -> Sample:
+        return Sample("crm_erp_sync_lifecycle_cycle_seconds_bucket", {"cycle": name, "le": le}, n)
+
+    samples = [
+        cycle("order_handoff", "1.0", 1),
+        cycle("order_handoff", "10.0", 3),
+        cycle("order_handoff", "+Inf", 4),
+        Sample("crm_erp_sync_lifecycle_cycle_seconds_count", {"cycle": "order_handoff"}, 4),
+        Sample("crm_erp_sync_lifecycle_cycle_seconds_sum", {"cycle": "order_handoff"}, 22),
+        Sample("crm_erp_sync_orders_invoiced_total", {"accurate": "true"}, 9),
+        Sample("crm_erp_sync_orders_invoiced_total", {"accurate": "false"}, 1),
+        Sample("crm_erp_sync_deals_closed_won_total", {}, 40),
+        Sample("crm_erp_sync_exceptions_raised_total", {"reason": "NO_LINES"}, 2),
+        Sample("crm_erp_sync_exceptions_raised_total", {"reason": "ERP_REJECTED"}, 1),
+    ]
+    k = lifecycle_kpis(samples)
+    assert k["cycles"]["order_handoff"] == {"count": 4, "mean_s": 5.5, "p50_at_most_s": 10.0}
+    assert k["cycles"]["invoice_to_paid"] == {"count": 0, "mean_s": None, "p50_at_most_s": None}
+    assert (k["billing_accuracy"], k["orders_billing_checked"]) == (0.9, 10)
+    assert (k["exceptions_per_100_deals"], k["deals_closed_won"]) == (7.5, 40)
+    empty = lifecycle_kpis([])
+    assert empty["billing_accuracy"] is None and empty["exceptions_per_100_deals"] is None
+    text = render(summarise(CRM, ERP, Observed(metrics=samples)))
+    assert "billing accuracy       90.0 % of 10 orders" in text and "order handoff mean 5.5 s" in text

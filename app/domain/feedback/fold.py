@@ -15,6 +15,7 @@ from app.domain.audit import command_audit
 from app.domain.envelope import SERVICE_ACTOR, command_envelope
 from app.domain.errors import ReasonCode
 from app.domain.exceptions.taxonomy import classify
+from app.domain.feedback.kpis import Reached, measures
 from app.domain.feedback.lifecycle import (
     ErpEvent,
     ErpKind,
@@ -32,6 +33,7 @@ from app.domain.orders.validation import Policy
 from app.domain.outputs import CrmUpdate, ExceptionRaised, ExceptionResolved, Output, retry
 from app.domain.parity.aggregate import fact_outputs
 from app.domain.parity.drift import judge, money
+from app.domain.parity.rules import billed_at_once
 
 # Field ownership: the ERP owns fulfilment and financial state, so these are the only CRM fields the
 # service writes (besides the command's identity); everything commercial stays CRM-owned.
@@ -62,6 +64,7 @@ def on_erp_event(
     erp = state.erp = state.erp or ErpView()
     if erp.seen(event.event_id):
         return Decision(state, Outcome.DUPLICATE)
+    before = Reached.of(erp)
     apply(erp, event)
     update = crm_update(state, event, now)
     outputs = [update, _update_audit(update, event, now)]
@@ -71,7 +74,9 @@ def on_erp_event(
     outputs += judge(state, policy, now)
     outputs += fact_outputs(state)
     retention.mark(state, policy, now, changed=True)
-    return Decision(state, Outcome.APPLIED, outputs)
+    at_once = billed_at_once(state.header)
+    kpis = measures(before, state, event.occurred_at_ms, policy.amount_tolerance, at_once)
+    return Decision(state, Outcome.APPLIED, outputs, measures=kpis)
 
 
 def _update_audit(update: CrmUpdate, event: ErpEvent, now: dt.datetime) -> Output:

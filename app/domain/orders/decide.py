@@ -28,6 +28,7 @@ from app.domain.changes import Lineage, Op, RowChange
 from app.domain.envelope import SERVICE_ACTOR, command_envelope
 from app.domain.errors import ReasonCode
 from app.domain.exceptions.taxonomy import ExceptionType, classify
+from app.domain.feedback.kpis import DealClosed, Measure
 from app.domain.feedback.lifecycle import ErpView
 from app.domain.masking import mask_text
 from app.domain.orders import retention
@@ -68,6 +69,7 @@ class Decision:
     outcome: Outcome
     outputs: list[Output] = field(default_factory=list)
     reasons: list[ReasonCode] = field(default_factory=list)
+    measures: list[Measure] = field(default_factory=list)  # lifecycle KPIs this decision completed
 
 
 def decide(state: DealState | None, event: DealChange, refs, policy: Policy, now: dt.datetime) -> Decision:
@@ -91,7 +93,10 @@ def decide(state: DealState | None, event: DealChange, refs, policy: Policy, now
     if change is None and state.order is not None and not state.parked:
         decision = Decision(state, Outcome.IGNORED)  # an SLA check of a deal with an order: parity only
     else:
+        was_closed = state.close_pos is not None
         decision = _evaluate(state, event, refs, policy, now)
+        if not was_closed and state.close_pos is not None:
+            decision.measures.append(DealClosed())
     decision.outputs += reissue_if_unaccepted(state, event, refs, policy, now)
     decision.outputs += judge(state, policy, now)
     decision.outputs += fact_outputs(state)

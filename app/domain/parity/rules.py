@@ -155,9 +155,9 @@ def findings(state: DealState, now_ms: int, slas: Slas, tolerance: Decimal) -> d
         if erp.invoices and erp.fully_shipped_at_ms is not None:
             basis = erp.accepted_amount if erp.accepted_amount is not None else committed
             # billed in instalments (monthly, quarterly, ...), an invoice below the order amount is expected
-            billed_at_once = _billed_at_once(header)
+            at_once = billed_at_once(header)
             over = erp.invoiced - (basis or 0) > tolerance
-            under = billed_at_once and (basis or 0) - erp.invoiced > tolerance
+            under = at_once and (basis or 0) - erp.invoiced > tolerance
             if erp.invoice_currency != erp.accepted_currency or over or under:
                 add(
                     "amount:invoiced", DriftKind.AMOUNT_MISMATCH, "HIGH", f"{basis} {erp.accepted_currency}",
@@ -200,7 +200,7 @@ def _qty(q: Decimal) -> str:
     return format(q.normalize(), "f")
 
 
-def _billed_at_once(header) -> bool:
+def billed_at_once(header) -> bool:
     """One invoice for the whole order: upfront, or yearly billing of a contract of at most a year."""
     if header is None or header.billing_schedule in (None, "UPFRONT"):
         return True
