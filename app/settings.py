@@ -125,6 +125,9 @@ class Settings(BaseSettings):
         description="a settled deal (lost, deleted, paid in full; nothing open) is tombstoned after this long "
         "unchanged; resolved exceptions likewise",
     )
+    renewal_lead_days: float = Field(
+        90.0, description="how long before a won deal's contract term ends the CRM is asked for its renewal opportunity"
+    )
     park_recheck_s: float = Field(2.0, description="how often parked deals are re-checked for their dependency")
     max_cdc_value_bytes: int = Field(
         1024 * 1024, description="a CDC value larger than this is quarantined (MESSAGE_TOO_LARGE) without decoding it"

@@ -1,8 +1,9 @@
 """The JSON formats of the service's two internal topics, writer and reader side by side.
 
 ``sync.deal-changes``: everything that happens to one deal, keyed by opportunity id so one
-partition owns the deal: a normalised CRM row change, an ERP order event, or a re-check (a parked
-deal's dependency, or an SLA deadline). ``sync.reference-data``: an account, product or list
+partition owns the deal: a normalised CRM row change, an ERP order event, a re-check (a parked
+deal's dependency, or an SLA deadline), or a renewal opportunity's stage for the deal it renews
+(written by ``app.domain.orders.renewals.notice``). ``sync.reference-data``: an account, product or list
 price as every worker holds it, and the ERP customer link of an account.
 """
 
@@ -17,6 +18,7 @@ from app.domain.changes import Lineage, Op, Position, RowChange
 from app.domain.customer_links import CustomerLink
 from app.domain.feedback.lifecycle import ErpEvent, ErpKind
 from app.domain.orders.decide import DealChange
+from app.domain.orders.renewals import RenewalSeen
 
 
 def _default(value: Any) -> Any:
@@ -68,9 +70,12 @@ def erp_event(event: ErpEvent) -> bytes:
     )
 
 
-def parse_deal_change(value: bytes, topic: str, delivery: str) -> DealChange | ErpEvent:
+def parse_deal_change(value: bytes, topic: str, delivery: str) -> DealChange | ErpEvent | RenewalSeen:
     """Read a deal-changes message; ``delivery`` is the coordinates it was read at."""
     m = orjson.loads(value)
+    if "renewal" in m:
+        r = m["renewal"]
+        return RenewalSeen(m["opp"], r["id"], r["stage"], Lineage(*m["lineage"]))
     if "erp" in m:
         e = m["erp"]
         return ErpEvent(

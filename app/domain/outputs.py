@@ -66,6 +66,16 @@ class CrmAccountUpdate(Output):
 
 
 @dataclass(frozen=True, slots=True)
+class RenewalRequest(Output):
+    """Ask the CRM to create the renewal opportunity of a contract (once per contract and term)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RenewalNotice(Output):
+    """A renewal opportunity's stage, for the deal it renews (through the deal topic): internal JSON."""
+
+
+@dataclass(frozen=True, slots=True)
 class ExceptionRaised(Output):
     """An exception record: what went wrong, its reason code, owner, SLA and context."""
 

@@ -48,6 +48,7 @@ class Runtime:
             ),
             retry_tiers=tuple(parse_tiers(s.retry_delays)),
             retention=dt.timedelta(seconds=s.retention_s),
+            renewal_lead=dt.timedelta(days=s.renewal_lead_days),
         )
         self.ownership = Ownership(ownership.load(s.ownership_rules), *account_owners())
 

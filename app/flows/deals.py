@@ -15,8 +15,10 @@ from typing import Any
 
 from app.domain.feedback.fold import on_erp_event
 from app.domain.feedback.lifecycle import ErpEvent
+from app.domain.orders import renewals
 from app.domain.orders.deal import DealState
-from app.domain.orders.decide import DealChange, Decision, Outcome, decide, retention, waiting_for
+from app.domain.orders.decide import DealChange, Decision, Outcome, decide, on_renewal, retention, waiting_for
+from app.domain.orders.renewals import RenewalSeen
 from app.domain.orders.validation import Policy
 from app.domain.parity.rules import next_check_ms
 from app.flows.alerts import OPEN_ALERTS, alert_writes
@@ -33,12 +35,16 @@ class Context:
     now: dt.datetime
 
 
-def step(tables: Tables, key: bytes, item: DealChange | ErpEvent, delivery: str, ctx: Context) -> Step:
+def step(tables: Tables, key: bytes, item: DealChange | ErpEvent | RenewalSeen, delivery: str, ctx: Context) -> Step:
     """``delivery``: where the item was read (topic/partition/offset). ``Step.info`` is the ``Decision``."""
     raw = tables[DEALS].get(key)
     state = DealState.model_validate_json(raw) if raw else None
     decision: Decision
-    if isinstance(item, ErpEvent):
+    if isinstance(item, RenewalSeen):
+        decision = on_renewal(state, item, ctx.policy, ctx.now)
+        if state is None:  # a deal the service does not hold: nothing to keep
+            return Step([], [], decision)
+    elif isinstance(item, ErpEvent):
         decision = on_erp_event(state, item, delivery, ctx.policy, ctx.now, ctx.references)
     else:
         decision = decide(state, item, ctx.references, ctx.policy, ctx.now)
@@ -59,10 +65,13 @@ def step(tables: Tables, key: bytes, item: DealChange | ErpEvent, delivery: str,
 
 
 def _next_due_ms(state: DealState, ctx: Context) -> int | None:
-    """When the deal must be looked at again without a new event: its next ERP SLA, or the end of
-    its retention once settled (the sweep turns either into a re-check)."""
+    """When the deal must be looked at again without a new event: its next ERP SLA, its renewal's
+    request or term end, or the end of its retention once settled (the sweep turns each into a
+    re-check)."""
     dues = [next_check_ms(state, int(ctx.now.timestamp() * 1000), ctx.policy.slas)]
     forget = retention.forget_at(state, ctx.policy)
     dues.append(None if forget is None else int(forget.timestamp() * 1000))
+    renewal = renewals.due_at(state, ctx.policy)
+    dues.append(None if renewal is None else int(renewal.timestamp() * 1000))
     found = [d for d in dues if d is not None]
     return min(found) if found else None

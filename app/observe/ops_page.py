@@ -77,6 +77,7 @@ ALERT_IN_WORDS: dict[str, str] = {
     "LIFECYCLE_GAP": "ERP steps happened out of order, or for an order the CRM does not have or cancelled.",
     "AGGREGATE_PARITY": "Over a time window, the ERP accepted a different total than the CRM closed as won.",
     "OWNERSHIP_CONFLICT": "One system changed a field the other owns (a CRM edit of the ERP customer number, say).",
+    "RENEWAL_MISSING": "A contract term ended and no renewal opportunity is open or won in the CRM.",
     "UNKNOWN": "The CRM and the ERP disagree in a way the service has no name for.",
 }
 

@@ -1,5 +1,5 @@
-"""``crm-erp-sync crm-writer``: apply ``crm.commands.update`` and ``crm.commands.account-update`` to a
-CRM kept in PostgreSQL.
+"""``crm-erp-sync crm-writer``: apply ``crm.commands.update``, ``crm.commands.account-update`` and
+``crm.commands.renewal`` to a CRM kept in PostgreSQL.
 
 A reference writer for CRMs that live in a database the team's Debezium connector reads (the local
 platform's, or one like it). Salesforce teams apply the same commands through their own API
@@ -29,7 +29,7 @@ from app.settings import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
 WRITEBACK = REPO_ROOT / "app" / "mappings" / "crm-writeback.toml"
-TOPICS = ("crm.commands.update", "crm.commands.account-update")
+TOPICS = ("crm.commands.update", "crm.commands.account-update", "crm.commands.renewal")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class RowWrite:
     columns: dict[str, Any]
     modified_by: tuple[str, str]  # (column, user)
     modified_at: str  # column stamped with the time of the write
+    insert: bool = False  # a new row (nothing written when ``row_id`` exists), not an update
 
 
 def load_writeback(path: Path = WRITEBACK) -> dict[str, dict[str, Any]]:
@@ -49,16 +50,17 @@ def load_writeback(path: Path = WRITEBACK) -> dict[str, dict[str, Any]]:
 
 
 def plan(update: dict[str, Any], rules: dict[str, dict[str, Any]], user: str) -> list[RowWrite]:
-    """The row writes one CrmUpdateCommand asks for; fields that are null are left as they are."""
+    """The row writes one command asks for; fields that are null are left as they are."""
     writes = []
-    for table, rule in rules.items():
+    for name, rule in rules.items():
         row_id = update.get(rule["row"])
         columns = {col: update[field] for field, col in rule["columns"].items() if update.get(field) is not None}
         if row_id is None or not columns:
             continue
-        writes.append(
-            RowWrite(table, rule["id"], str(row_id), columns, (rule["modified_by"], user), rule["modified_at"])
-        )
+        by = (rule["modified_by"], user)
+        columns |= rule.get("set", {})
+        table, insert = rule.get("insert", name), "insert" in rule
+        writes.append(RowWrite(table, rule["id"], str(row_id), columns, by, rule["modified_at"], insert))
     return writes
 
 
@@ -69,6 +71,20 @@ def apply(conn, writes: list[RowWrite]) -> int:
     changed = 0
     for w in writes:
         names = list(w.columns)
+        if w.insert:
+            insert = sql.SQL(
+                "INSERT INTO {table} ({id}, {cols}, {by}, {at}) VALUES (%s, {vals}, %s, now())"
+                " ON CONFLICT ({id}) DO NOTHING"
+            ).format(
+                table=sql.Identifier(w.table),
+                id=sql.Identifier(w.id_column),
+                cols=sql.SQL(", ").join(sql.Identifier(n) for n in names),
+                by=sql.Identifier(w.modified_by[0]),
+                at=sql.Identifier(w.modified_at),
+                vals=sql.SQL(", ").join(sql.Placeholder() * len(names)),
+            )
+            changed += conn.execute(insert, [w.row_id, *(w.columns[n] for n in names), w.modified_by[1]]).rowcount
+            continue
         statement = sql.SQL(
             "UPDATE {table} SET {sets}, {by} = %s, {at} = now() WHERE {id} = %s AND ({cols}) IS DISTINCT FROM ({vals})"
         ).format(

@@ -137,6 +137,7 @@ def observe(s: Settings, port: int) -> Observed:
         seen.customers = [reader.decode(m.value()) for m in _read(snapshot, s, "erp.commands.customer")]
         seen.crm_updates = [reader.decode(m.value()) for m in _read(snapshot, s, "crm.commands.update")]
         seen.account_updates = [reader.decode(m.value()) for m in _read(snapshot, s, "crm.commands.account-update")]
+        seen.renewals = [reader.decode(m.value()) for m in _read(snapshot, s, "crm.commands.renewal")]
         seen.exceptions = [reader.decode(m.value()) for m in _read(snapshot, s, "sync.exceptions")]
         seen.resolutions = [reader.decode(m.value()) for m in _read(snapshot, s, "sync.exception-resolutions")]
         seen.alerts = [reader.decode(m.value()) for m in _read(snapshot, s, "sync.drift-alerts")]
@@ -196,7 +197,11 @@ def run(
     try:
         say(f"demo: the simulated CRM sends {rate:.0f} messages/s for {seconds:.0f} s (seed {seed})")
         crm = run_crm(
-            s, CrmSimulator(seed, CrmMix(milestone_billing=0.25), None, erp_links=True), rate, seconds, say=say
+            s,
+            CrmSimulator(seed, CrmMix(milestone_billing=0.25, ended_terms=0.2), None, erp_links=True),
+            rate,
+            seconds,
+            say=say,
         )
         say("demo: CRM done; waiting for the pipeline and the ERP to settle…")
         _settle(port, erp, say)

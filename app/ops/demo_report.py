@@ -25,6 +25,7 @@ class Observed:
     customers: list[dict[str, Any]] = field(default_factory=list)
     crm_updates: list[dict[str, Any]] = field(default_factory=list)
     account_updates: list[dict[str, Any]] = field(default_factory=list)  # the customer links written back
+    renewals: list[dict[str, Any]] = field(default_factory=list)  # renewal opportunity requests
     exceptions: list[dict[str, Any]] = field(default_factory=list)
     resolutions: list[dict[str, Any]] = field(default_factory=list)
     dead_letter_reasons: list[str] = field(default_factory=list)
@@ -140,6 +141,7 @@ def summarise(crm: Mapping[str, Any], erp: Mapping[str, Any], seen: Observed) ->
             "customers_linked": len(linked),
             "deals_waiting_for_a_link": len(waiting),
             "lifecycle_kpis": lifecycle_kpis(seen.metrics),
+            "renewals_requested": len({r["envelope"]["command_id"] for r in seen.renewals}),
             "orders_activated": len(activated),
             "orders_accepted_by_customer": len(signed_off),
             "duplicates_suppressed": int(seen.dedup_hits),
@@ -222,6 +224,9 @@ def render(summary: Mapping[str, Any], where: Iterable[str] = ()) -> str:
         f"milestones             {s['orders_activated']} orders activated, {s['orders_accepted_by_customer']} "
         f"accepted by the customer (the CRM told of each); invoiced before acceptance "
         f"{e['faults'].get('early_invoice', 0)} (LIFECYCLE_GAP until accepted)",
+        f"renewals               {s['renewals_requested']} requested from the CRM (expected "
+        f"{x.get('renewals_due', 0)}: terms ended); RENEWAL_MISSING {alerts.get('RENEWAL_MISSING', 'none')} "
+        f"(expected still open {x.get('renewals_missing', 0)}: not renewed in the CRM)",
         f"CRM updates            {s['crm_updates']} (from {e['events_delivered']} ERP events)",
         f"duplicates suppressed  {s['duplicates_suppressed']}",
         f"exceptions by reason   {_pairs(s['exceptions_by_reason'])} ({s['exceptions_resolved']} resolved)",

@@ -204,6 +204,7 @@ def _provision(s: Settings) -> None:
         tables = ", ".join(CRM_TABLES)
         conn.execute(f"GRANT SELECT ON {tables} TO debezium")
         conn.execute("GRANT SELECT, UPDATE ON account, opportunity TO crm_writer")
+        conn.execute("GRANT INSERT ON opportunity TO crm_writer")  # renewal opportunities
     create_database(s, CRM_DB)
 
 

@@ -101,13 +101,15 @@ class CrmMix:
     malformed: float = _help(0.01, "share of messages followed by a damaged copy (truncated, bad magic, bad id)")
     churn: float = _help(0.05, "chance after each deal step of a contact or account change")
     milestone_billing: float = _help(0.0, "share of deals billed on milestones (invoiced after the customer accepts)")
+    ended_terms: float = _help(0.0, "share of won deals on a one-month contract that ended ten days ago (renewal due)")
+    renewed: float = _help(0.5, "share of those whose renewal opportunity the CRM then creates")
     rest: int = _help(50, "messages a deal waits once its lines are in and after a close (lets the close settle)")
     snapshot_every: int = _help(250, "messages between snapshot (op r) re-read bursts; 0: initial snapshot only")
     snapshot_size: int = _help(20, "reference rows per re-read burst")
 
     def __post_init__(self) -> None:
         shares = ("lost", "reopened", "incomplete", "edited", "deleted", "line_churn", "duplicates", "reorder",
-                  "malformed", "churn", "milestone_billing")  # fmt: skip
+                  "malformed", "churn", "milestone_billing", "ended_terms", "renewed")  # fmt: skip
         for name in shares:
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be a share between 0 and 1")
@@ -171,6 +173,8 @@ class DealPlan:
     deleted: bool = False
     line_churn: bool = False
     reordered: bool = False
+    term_ended: bool = False  # a one-month contract that ended before the run: its renewal is due
+    renewed: bool = False  # the CRM created its renewal opportunity (<id>-rn)
     changes: list[_Change] = field(default_factory=list, repr=False)
     next: int = field(default=0, repr=False)
     resume_at: int = field(default=0, repr=False)  # message seq before which the deal is resting
@@ -199,6 +203,8 @@ class DealPlan:
             "deleted": self.deleted,
             "line_churn": self.line_churn,
             "reordered": self.reordered,
+            "term_ended": self.term_ended,
+            "renewed": self.renewed,
         }
 
 
@@ -251,6 +257,9 @@ class CrmSummary:
                 "cancels": sum(d.cancels for d in deals),
                 "amends": sum(d.amends for d in deals),
                 "incomplete_deals": sum(d.incomplete_reason is not None for d in deals),
+                # an ended term is asked to renew once it had an order; RENEWAL_MISSING stays open unless renewed
+                "renewals_due": sum(d.term_ended and d.creates > 0 for d in deals),
+                "renewals_missing": sum(d.term_ended and d.expects_order and not d.renewed for d in deals),
                 "order_amount": {c: str(a) for c, a in sorted(won_amount.items())},
             },
         }
@@ -513,16 +522,22 @@ class CrmSimulator:
         schedule = rng.choice(("Annual", "Annual", "Upfront"))
         if self.mix.milestone_billing and rng.random() < self.mix.milestone_billing:  # rolled only when asked for
             schedule = "Milestone"
+        term: dict[str, Any] = {}
+        ended = reason is None and bool(self.mix.ended_terms) and rng.random() < self.mix.ended_terms
+        if ended:  # a one-month term that ended ten days ago (the close date window allows it)
+            close = date.today() - timedelta(days=40)
+            term = {"close_date": close, "contract_term_months": 1}
 
         def header(stage: str, amt: Decimal = amount, **extra: Any) -> dbz.Row:
             probability = {"Prospecting": 10, "Qualification": 20, "Proposal/Price Quote": 50,
                            "Negotiation/Review": 75, WON: 100, LOST: 0}[stage]  # fmt: skip
-            values = {"name": f"Deal {n}", "probability": probability, "billing_schedule": schedule, **extra}
+            values = {"name": f"Deal {n}", "probability": probability, "billing_schedule": schedule, **term, **extra}
             values.setdefault("close_date", close)
             return dbz.opportunity_row(opp, account, stage, amt, currency=currency, **values)
 
         complete = reason is None or (reason is Incomplete.UNLINKED_ACCOUNT and self.erp_links)
         plan = DealPlan(opp, scenario, account, currency, amount, len(lines), WON, complete, reason)
+        plan.term_ended = ended
         ch = plan.changes
         current = {"opp": header("Prospecting")}
 
@@ -591,6 +606,12 @@ class CrmSimulator:
                 else:
                     plan.final_stage = LOST
                     close_as(LOST)
+        if ended and plan.final_stage == WON and rng.random() < mix.renewed:
+            plan.renewed = True  # the CRM opens the renewal: the service's RENEWAL_MISSING resolves
+            renewal = dbz.opportunity_row(f"{opp}-rn", account, "Prospecting", amount, currency=currency,
+                                          close_date=date.today() + timedelta(days=20), renewal_of=opp,
+                                          contract_term_months=1, name=f"Deal {n} renewal")  # fmt: skip
+            ch.append(_Change("opportunity", "c", renewal["id"], None, renewal))
         if rng.random() < mix.reorder:
             plan.reordered = self._mark_swap(ch)
             self.summary.reordered_pairs += plan.reordered

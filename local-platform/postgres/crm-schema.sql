@@ -104,6 +104,8 @@ CREATE TABLE IF NOT EXISTS opportunity (
 -- Added later: the order's milestones (service activation, customer acceptance), written back by the service.
 ALTER TABLE opportunity ADD COLUMN IF NOT EXISTS service_activated_at timestamptz;
 ALTER TABLE opportunity ADD COLUMN IF NOT EXISTS customer_accepted_at timestamptz;
+-- and the contract a renewal opportunity renews (set when crm-writer creates it from crm.commands.renewal)
+ALTER TABLE opportunity ADD COLUMN IF NOT EXISTS renewal_of text;
 
 CREATE TABLE IF NOT EXISTS opportunity_line_item (
     id              text PRIMARY KEY,

@@ -8,6 +8,7 @@ them. The write-back applies ``crm.commands.update`` to the same database with `
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import secrets
 import threading
@@ -19,6 +20,7 @@ import pytest
 from pydantic import SecretStr
 
 from app.catalog import default_catalog
+from app.domain.orders.renewals import add_months
 from app.ops import crm_writer
 from app.platform import cdc
 from app.serde.source_schemas import SourceChecker
@@ -177,3 +179,40 @@ def test_the_write_back_lands_in_the_crm_returns_through_cdc_and_changes_nothing
     assert [k for k, _ in commands(sandbox)["006-wb"]] == ["CreateSalesOrder"]  # no amend, no second create
     assert sandbox.everything("sync.drift-alerts", quiet=2) == []
     assert sandbox.everything("sync.dead-letter", quiet=1) == []
+
+
+def test_a_contract_whose_term_ended_gets_its_renewal_through_the_crm_writer_and_the_alert_resolves(
+    sandbox: Sandbox, crm_db: CrmDatabase, worker_factory
+):
+    sandbox.create_all()
+    crm_db.reference_data()
+    crm_db.capture()
+    worker_factory()
+    close = dt.date.today() - dt.timedelta(days=40)
+    crm_db.deal("006-rn", close_date=close, contract_term_months=1)  # the term ended ~10 days ago
+
+    def alerts() -> list[tuple[str, str]]:
+        values = [sandbox.decode(m) for m in sandbox.everything("sync.drift-alerts", quiet=1)]
+        return [(a["alert_id"], a["state"]) for a in values if a["kind"] == "RENEWAL_MISSING"]
+
+    wait_for("RENEWAL_MISSING opened", lambda: ("006-rn:renewal:missing:1", "OPEN") in alerts(), 120)
+    [request] = [sandbox.decode(m) for m in sandbox.everything("crm.commands.renewal", quiet=1)]
+    renewal_id = f"006-rn-renewal-{add_months(close, 1):%Y%m%d}"
+    assert (request["renewal_opportunity_id"], request["term_end"]) == (renewal_id, add_months(close, 1))
+
+    stop = threading.Event()
+    url = SecretStr(cdc.database_url(sandbox.settings, "crm_writer", crm_db.name))
+    settings = sandbox.settings.model_copy(update={"crm_database_url": url})
+    writer = threading.Thread(target=crm_writer.run, args=(settings, stop, lambda _: None), daemon=True)
+    writer.start()
+    try:
+        row = wait_for("the renewal opportunity in the CRM", lambda: crm_db.row("opportunity", renewal_id))
+        # the new row returns through Debezium: the renewed deal hears of it and its alert resolves
+        wait_for("RENEWAL_MISSING resolved", lambda: ("006-rn:renewal:missing:1", "RESOLVED") in alerts(), 120)
+    finally:
+        stop.set()
+        writer.join(30)
+    assert (row["renewal_of"], row["stage_name"], row["close_date"]) == ("006-rn", "Prospecting", add_months(close, 1))
+    assert row["last_modified_by_id"] == sandbox.settings.integration_crm_user
+    assert [k for k, _ in commands(sandbox)["006-rn"]] == ["CreateSalesOrder"]
+    assert renewal_id not in commands(sandbox)  # a prospect: no order

@@ -23,6 +23,10 @@ def test_a_short_demo_exercises_every_flow_and_creates_exactly_the_expected_orde
     # the link loop: every account the CRM sent got its ERP customer; no deal waits for a link the ERP gave
     assert s["customers_linked"] > 0 and s["deals_waiting_for_a_link"] == 0
     assert s["orders_activated"] > 0 and s["orders_accepted_by_customer"] > 0  # milestones reached the CRM
+    # renewals: one request per ended term; the ones the CRM renewed resolve their RENEWAL_MISSING
+    assert s["renewals_requested"] == crm["expected"]["renewals_due"] > 0
+    missing = s["drift_alerts_by_kind"]["RENEWAL_MISSING"]
+    assert missing["opened"] - missing["resolved"] == crm["expected"]["renewals_missing"] > 0
     kpis = s["lifecycle_kpis"]  # from the worker's metrics
     assert all(kpis["cycles"][c]["count"] > 0 for c in ("order_handoff", "close_to_invoice", "invoice_to_paid"))
     assert kpis["deals_closed_won"] >= s["orders_created"] and kpis["exceptions_per_100_deals"] > 0

@@ -60,9 +60,10 @@ class CrmDatabase:
             )  # fmt: skip
 
     def opportunity(self, opp: str, stage: str = "Prospecting", amount: str = "250.00", **extra: Any) -> None:
+        extra.setdefault("close_date", dt.date.today())
         self.insert(
             "opportunity", id=opp, account_id="001-1", name=f"Deal {opp}", stage_name=stage, amount=Decimal(amount),
-            close_date=dt.date.today(), billing_schedule="Annual", last_modified_by_id=SALES_USER, **extra,
+            billing_schedule="Annual", last_modified_by_id=SALES_USER, **extra,
         )  # fmt: skip
 
     def line(self, line_id: str, opp: str, product: str, quantity: int, unit_price: str) -> None:
@@ -72,9 +73,10 @@ class CrmDatabase:
             unit_price=price, list_price=price, total_price=price * quantity,
         )  # fmt: skip
 
-    def deal(self, opp: str, stage: str = "Closed Won") -> None:
-        """An opportunity with two lines (2 x A at 100, 1 x B at 50 = 250.00) moved to ``stage``."""
-        self.opportunity(opp)
+    def deal(self, opp: str, stage: str = "Closed Won", **extra: Any) -> None:
+        """An opportunity with two lines (2 x A at 100, 1 x B at 50 = 250.00) moved to ``stage``;
+        ``extra``: other opportunity columns."""
+        self.opportunity(opp, **extra)
         self.line(f"{opp}-l1", opp, "01t-a", 2, "100.00")
         self.line(f"{opp}-l2", opp, "01t-b", 1, "50.00")
         self.stage(opp, "Negotiation")

@@ -25,10 +25,11 @@ from app.domain.changes import Lineage, Op
 from app.domain.feedback.fold import on_erp_event
 from app.domain.feedback.lifecycle import ErpEvent, ErpKind
 from app.domain.orders.deal import DealState
-from app.domain.orders.decide import DealChange, decide
+from app.domain.orders.decide import DealChange, decide, on_renewal
 from app.domain.orders.references import Account
+from app.domain.orders.renewals import RenewalSeen
 from app.domain.orders.validation import Policy
-from app.domain.outputs import Output
+from app.domain.outputs import Output, RenewalNotice
 from app.engine.reference_store import ReferenceStore
 from app.engine.routes import record, route
 from app.serde import wire
@@ -119,14 +120,20 @@ class Service:
     def _decide(self, opp: str, event: DealChange, now: dt.datetime) -> None:
         raw = self.states.get(opp)
         decision = decide(DealState.model_validate_json(raw) if raw else None, event, self.refs, self.policy, now)
-        self._record(opp, decision)
+        self._record(opp, decision, now)
 
-    def _record(self, opp: str, decision) -> None:
+    def _record(self, opp: str, decision, now: dt.datetime) -> None:
         problems = contract_problems(decision.outputs)
         assert not problems, problems
         self.states[opp] = decision.state.model_dump_json()
         self.outputs += decision.outputs
         self.by_deal[opp] += decision.outputs
+        for notice in [o for o in decision.outputs if isinstance(o, RenewalNotice)]:  # through the deal topic
+            self.offset += 1
+            seen = messages.parse_deal_change(messages.dumps(notice.value), "sync.deal-changes", f"deal/{self.offset}")
+            assert isinstance(seen, RenewalSeen)
+            if notice.key in self.states:  # a deal the worker holds (else: nothing kept, as in the flow step)
+                self._record(notice.key, on_renewal(self.state(notice.key), seen, self.policy, now), now)
 
     # --- ERP side ---------------------------------------------------------------------
     def erp(self, record: dict[str, Any], now: dt.datetime) -> None:
@@ -135,7 +142,7 @@ class Service:
         opp = event.correlation_id
         raw = self.states.get(opp)
         state = DealState.model_validate_json(raw) if raw else None
-        self._record(opp, on_erp_event(state, event, f"deal/{self.offset}", self.policy, now, self.refs))
+        self._record(opp, on_erp_event(state, event, f"deal/{self.offset}", self.policy, now, self.refs), now)
 
     # --- reading ---------------------------------------------------------------------
     def state(self, opp: str) -> DealState | None:
@@ -152,6 +159,9 @@ class Service:
     def alerts(self, opp: str | None = None) -> list[dict[str, Any]]:
         outs = self.by_deal[opp] if opp else self.outputs
         return [record(o) for o in outs if route(o).topic == "sync.drift-alerts"]
+
+    def records(self, topic: str) -> list[dict[str, Any]]:
+        return [record(o) for o in self.outputs if route(o).topic == topic]
 
     def updates(self, opp: str) -> list[dict[str, Any]]:
         return [record(o) for o in self.by_deal[opp] if route(o).topic == "crm.commands.update"]

@@ -50,6 +50,7 @@ class Header(_Model):
     deleted: bool = False
     bill_to: Address | None = None
     ship_to: Address | None = None
+    renewal_of: str | None = None  # the opportunity whose contract this one renews
 
 
 class Line(_Model):
@@ -87,6 +88,15 @@ class OrderRef(_Model):
     terms: dict[str, str] = Field(default_factory=dict)  # per commanded field, a hash of its value
 
 
+class Renewal(_Model):
+    """The renewal the deal's contract term calls for (app/domain/orders/renewals.py)."""
+
+    term_start: dt.date
+    term_end: dt.date
+    months: int
+    requested: str | None = None  # command id of the renewal request sent for this term
+
+
 class DealState(_Model):
     @model_validator(mode="before")
     @classmethod
@@ -114,6 +124,8 @@ class DealState(_Model):
     parity: dict[str, list[Any] | None] = Field(default_factory=dict)  # side -> contribution last published
     line_partitions: dict[str, int] = Field(default_factory=dict)  # line id -> CDC partition its rows come from
     settled_at: dt.datetime | None = None  # since when nothing about the deal is open (app/domain/orders/retention.py)
+    renewal: Renewal | None = None  # a won deal with a contract term: the renewal it expects
+    renewals: dict[str, str] = Field(default_factory=dict)  # renewal opportunity id -> its stage (DELETED)
 
 
 def source_ts_ms(state: DealState, item_ts_ms: int | None) -> int | None:

@@ -31,8 +31,9 @@ from app.domain.exceptions.taxonomy import ExceptionType, classify
 from app.domain.feedback.kpis import DealClosed, Measure
 from app.domain.feedback.lifecycle import ErpView
 from app.domain.masking import mask_text
-from app.domain.orders import retention
+from app.domain.orders import renewals, retention
 from app.domain.orders.deal import DealState, Header, Line, OrderRef, Pos, merge
+from app.domain.orders.renewals import RenewalSeen
 from app.domain.orders.validation import Failure, Policy, Resolved, validate
 from app.domain.outputs import ExceptionRaised, ExceptionResolved, OrderAction, Output, SalesOrderCommand
 from app.domain.parity.aggregate import fact_outputs, forget_outputs
@@ -80,15 +81,19 @@ def decide(state: DealState | None, event: DealChange, refs, policy: Policy, now
     change = event.change
     if change is None and retention.due(state, policy, now):
         return Decision(state, Outcome.RETIRED, forget_outputs(state) + retention.row_index_outputs(state))
+    told: list[Output] = []  # a renewal opportunity tells the deal it renews, whoever changed it
     if change is not None:
+        before = state.header
         outcome = _apply(state, change)
         if outcome is not None:
             return Decision(state, outcome)
         if change.table == "opportunity_line_item":
             state.line_partitions[change.row_id] = event.lineage.partition
+        else:
+            told = renewals.notice(before, state.header, opp, event.lineage)
         if change.table == "opportunity" and state.header and state.header.last_modified_by == policy.integration_user:
             retention.mark(state, policy, now, changed=True)
-            return Decision(state, Outcome.LOOP_SUPPRESSED)
+            return Decision(state, Outcome.LOOP_SUPPRESSED, told)
 
     if change is None and state.order is not None and not state.parked:
         decision = Decision(state, Outcome.IGNORED)  # an SLA check of a deal with an order: parity only
@@ -97,11 +102,26 @@ def decide(state: DealState | None, event: DealChange, refs, policy: Policy, now
         decision = _evaluate(state, event, refs, policy, now)
         if not was_closed and state.close_pos is not None:
             decision.measures.append(DealClosed())
+    decision.outputs += told
     decision.outputs += reissue_if_unaccepted(state, event, refs, policy, now)
+    renewals.expect(state, policy)
+    decision.outputs += renewals.requests(state, policy, event.lineage, now)
     decision.outputs += judge(state, policy, now)
     decision.outputs += fact_outputs(state)
     retention.mark(state, policy, now, changed=change is not None)
     return decision
+
+
+def on_renewal(state: DealState | None, item: RenewalSeen, policy: Policy, now: dt.datetime) -> Decision:
+    """A renewal opportunity of the deal changed stage: recorded, and a RENEWAL_MISSING alert judged
+    again. A deal the service does not hold (retired, or never seen) keeps no state for it."""
+    if state is None:
+        return Decision(DealState(opportunity_id=item.opportunity_id), Outcome.IGNORED)
+    if not renewals.seen(state, item):
+        return Decision(state, Outcome.DUPLICATE)
+    outputs = judge(state, policy, now)
+    retention.mark(state, policy, now, changed=True)
+    return Decision(state, Outcome.APPLIED, outputs)
 
 
 def waiting_for(state: DealState, grace: dt.timedelta) -> bytes:

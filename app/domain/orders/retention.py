@@ -3,10 +3,11 @@
 A deal is settled when nothing about it can still need the service: lost or deleted in the CRM
 (any order it had was cancelled), or paid in full by the ERP, or only lines with no header (a
 line change that arrived after its deal retired); and no exception, drift alert or park is open
-on it. Once settled for ``Policy.retention`` with no change, its rows are tombstoned
-(state, indexes, parity contributions), so state is bounded by the deals still in flight plus
-those settled within the period. The row index of the CDC ingest (line -> deal) is told to drop the
-deal's lines through ``sync.row-index``.
+on it, and a contract term it has is renewed (app/domain/orders/renewals.py). Once settled for
+``Policy.retention`` with no change, its rows are tombstoned (state, indexes, parity
+contributions), so state is bounded by the deals still in flight plus those settled within the
+period. The row index of the CDC ingest (line -> deal) is told to drop the deal's lines through
+``sync.row-index``.
 
 Forgetting a closed-won deal must not let a later re-read of its rows (a connector's re-snapshot,
 a replay) order it again: such a read finds no state and would look like a new close. So a won
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from app.domain.orders import renewals
 from app.domain.orders.deal import DealState
 from app.domain.orders.validation import Policy
 from app.domain.outputs import Output, RowRelease
@@ -29,6 +31,8 @@ LOST_STAGE = "CLOSED_LOST"
 def settled(state: DealState, policy: Policy) -> bool:
     header = state.header
     if state.open_exceptions or state.alerts or state.parked:
+        return False
+    if state.renewal is not None and not renewals.live(state):  # kept to watch for its renewal
         return False
     if header is None:  # lines only: late lines of a retired deal, or lines of a deal never seen
         return state.order is None

@@ -39,6 +39,8 @@ class Policy:
     close_date_window: dt.timedelta = dt.timedelta(days=366)
     # a settled deal's state is tombstoned after this long without a change (app/domain/orders/retention.py)
     retention: dt.timedelta = dt.timedelta(days=90)
+    # how long before a contract term ends the CRM is asked for its renewal opportunity
+    renewal_lead: dt.timedelta = dt.timedelta(days=90)
 
 
 @dataclass(frozen=True, slots=True)

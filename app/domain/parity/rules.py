@@ -14,6 +14,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from app.domain.feedback.lifecycle import ErpView, Slas
+from app.domain.orders import renewals
 from app.domain.orders.deal import DealState
 
 
@@ -24,6 +25,7 @@ class DriftKind(StrEnum):
     LIFECYCLE_GAP = "LIFECYCLE_GAP"
     AGGREGATE_PARITY = "AGGREGATE_PARITY"
     OWNERSHIP_CONFLICT = "OWNERSHIP_CONFLICT"  # app/domain/ownership.py
+    RENEWAL_MISSING = "RENEWAL_MISSING"  # app/domain/orders/renewals.py
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +103,15 @@ def findings(state: DealState, now_ms: int, slas: Slas, tolerance: Decimal) -> d
             add(
                 key, DriftKind.MISSING_EVENT, "HIGH", exp.expected, "nothing",
                 f"{exp.expected} has not arrived; {late} past its SLA", exp.owner, committed,
+            )  # fmt: skip
+    renewal = state.renewal
+    if renewal is not None and not renewals.live(state):
+        ended = int(dt.datetime.combine(renewal.term_end, dt.time(), dt.UTC).timestamp() * 1000)
+        if now_ms >= ended:
+            add(
+                "renewal:missing", DriftKind.RENEWAL_MISSING, "HIGH", f"a renewal opportunity by {renewal.term_end}",
+                "none open or won", f"the {renewal.months}-month term ended {renewal.term_end} without a renewal",
+                "account-management", header.amount if header else None,
             )  # fmt: skip
     if erp is None:
         return out

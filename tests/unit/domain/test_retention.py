@@ -6,10 +6,12 @@ import datetime as dt
 
 import orjson
 
+from app.domain.changes import Lineage
 from app.domain.exceptions import state as exception_state
 from app.domain.exceptions.escalation import load
 from app.domain.feedback.lifecycle import ErpKind
-from app.domain.orders.decide import Outcome, retention
+from app.domain.orders.decide import Outcome, on_renewal, retention
+from app.domain.orders.renewals import RenewalSeen
 from app.domain.orders.validation import Policy
 from app.domain.parity.aggregate import Thresholds
 from app.engine.routes import record, route
@@ -25,8 +27,9 @@ WEEK = dt.timedelta(days=7)
 POLICY = Policy(retention=WEEK)
 
 
-def paid_deal(policy: Policy = POLICY) -> Deal:
-    deal = Deal(policy)
+def paid_deal(policy: Policy = POLICY, **header_fields) -> Deal:
+    """A one-off sale (no contract term to renew unless ``header_fields`` give one), invoiced, not paid."""
+    deal = Deal(policy, **{"contract_term_months": None, **header_fields})
     deal.erp(ErpKind.ACCEPTED, at(minutes=5))
     deal.erp(ErpKind.SHIPPED, at(days=2), lines=[ship("l1", "2"), ship("l2", "1")], complete=True)
     deal.erp(ErpKind.INVOICED, at(days=3), due_date="2026-12-30")
@@ -90,6 +93,18 @@ def test_a_won_deal_is_kept_until_a_re_read_of_its_close_would_be_refused_rather
     fresh.crm("opportunity_line_item", "l2", line(OPP, "prod-b", "1", "50"), now=forget)
     decision = fresh.crm("opportunity", OPP, header(), now=forget)
     assert decision.outcome is Outcome.REJECTED and "CLOSE_DATE_OUT_OF_RANGE" in decision.reasons
+
+
+def test_a_paid_deal_with_a_contract_term_is_kept_until_its_renewal_is_open_or_won():
+    deal = paid_deal(contract_term_months=12)
+    deal.erp(ErpKind.PAID, at(days=20))
+    assert not retention.settled(deal.state, POLICY) and deal.state.renewal is not None
+    renewal = RenewalSeen(OPP, "opp-2", "PROSPECTING", Lineage("sync.deal-changes", 0, 9, None, None))
+    deal._record(on_renewal(deal.state, renewal, POLICY, at(days=30)), check=True)
+    assert retention.settled(deal.state, POLICY) and deal.state.settled_at == at(days=30)
+    lost = RenewalSeen(OPP, "opp-2", "CLOSED_LOST", Lineage("sync.deal-changes", 0, 10, None, None))
+    deal._record(on_renewal(deal.state, lost, POLICY, at(days=31)), check=True)
+    assert not retention.settled(deal.state, POLICY)
 
 
 def test_retiring_a_paid_deal_withdraws_its_parity_entries_and_its_lines_from_the_row_index():

@@ -242,6 +242,27 @@ def test_the_expected_commands_are_what_the_domain_decides(seed, mix):
     assert len(creates) == expected["create_command_ids"]
 
 
+def test_ended_terms_are_asked_to_renew_once_and_only_the_unrenewed_stay_missing():
+    """Deals on a one-month term that ended before the run: one renewal request per contract, and a
+    RENEWAL_MISSING alert left open exactly where the CRM did not open the renewal."""
+    messages, summary = stream(seed=4, count=120, mix=crm.CrmMix(ended_terms=0.4))
+    service = Service()
+    now = dt.datetime.now(dt.UTC)  # the terms ended ten days before today
+    for m in messages:
+        service.crm(m, now)
+    expected = summary.totals()["expected"]
+    requests = {r["envelope"]["command_id"] for r in service.records("crm.commands.renewal")}
+    assert len(requests) == expected["renewals_due"] > 0
+    still_open: dict[str, str] = {}
+    for a in service.alerts():
+        if a["kind"] == "RENEWAL_MISSING":
+            still_open[a["alert_id"]] = a["state"]
+    missing = {i.split(":", 1)[0] for i, state in still_open.items() if state == "OPEN"}
+    ended = {d.id for d in summary.deals if d.term_ended and d.expects_order and not d.renewed}
+    assert missing == ended and len(ended) == expected["renewals_missing"] > 0
+    assert any(d.renewed for d in summary.deals)
+
+
 def test_the_summary_renders_and_serialises():
     import json
 
