@@ -150,6 +150,16 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _api_latency(args: argparse.Namespace) -> int:
+    from app.client_config import secret
+    from app.ops.api_latency import measure
+
+    s = get_settings()
+    url = args.url or f"http://{s.web_host}:{s.web_port}"
+    print(measure(url, args.paths, args.requests, secret(s, "web_token")).render())
+    return 0
+
+
 def _bench_runs(text: str) -> tuple[str, ...]:
     from app.ops.bench import RUNS
 
@@ -409,6 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a setting every worker of the bench gets (repeatable), to measure one lever; recorded in --out",
     )
     bench.set_defaults(func=_bench)
+
+    lat = sub.add_parser("api-latency", help="p50/p99 of the decision-boundary API against a running worker")
+    lat.add_argument("paths", nargs="+", help="API paths to ask, e.g. /api/v1/deals/opp-1 /api/v1/accounts/acc-1")
+    lat.add_argument("--url", default=None, help="the worker (default: http://<web host>:<web port>)")
+    lat.add_argument("--requests", type=int, default=1000, help="requests after the warm-up (default 1000)")
+    lat.set_defaults(func=_api_latency)
 
     soak = sub.add_parser("soak", help="settle many deals with a short retention: worker memory and table keys")
     soak.add_argument("--steps", default="10000,25000,50000", help="cumulative deal counts to measure at")

@@ -1,4 +1,5 @@
-"""The worker's HTTP endpoints: ``/metrics`` (Faust's sensors + the service's), ``/health``, ``/ready``, ``/ops``.
+"""The worker's HTTP endpoints: ``/metrics`` (Faust's sensors + the service's), ``/health``, ``/ready``, ``/ops``,
+and the decision-boundary API ``/api/v1/…`` (app/engine/api.py).
 
 Table contents are never served (``web_tables_enabled=False``): they hold customer data, and Faust's
 ``/router``, ``/graph`` and stats pages are off. ``/ops`` (for people) shows ids, reasons, owners,
@@ -22,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from app.client_config import secret
 from app.domain.exceptions import escalation
+from app.engine import api
 from app.engine.sensors import cache_labels
 from app.flows.step import rows
 from app.observe import blocked, metrics, ops_page, stalls
@@ -84,6 +86,8 @@ def register(engine: Engine) -> None:
             "quarantine_blocked": held,
             "stuck_partitions": stuck,
         }
+
+    api.register(engine, denied)  # /api/v1/…: the decision-boundary API, behind the same token
 
     @app.page("/metrics")
     class Metrics(View):
