@@ -104,7 +104,8 @@ def decide(state: DealState | None, event: DealChange, refs, policy: Policy, now
             decision.measures.append(DealClosed())
     decision.outputs += told
     decision.outputs += reissue_if_unaccepted(state, event, refs, policy, now)
-    renewals.expect(state, policy)
+    if decision.outcome not in (Outcome.REJECTED, Outcome.PARKED, Outcome.PENDING):  # the ordered term stands
+        renewals.expect(state, policy)
     decision.outputs += renewals.requests(state, policy, event.lineage, now)
     decision.outputs += judge(state, policy, now)
     decision.outputs += fact_outputs(state)

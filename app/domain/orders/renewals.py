@@ -57,8 +57,14 @@ def expect(state: DealState, policy: Policy) -> None:
         state.renewal = None
         return
     start, months = header.close_date, header.contract_term_months
-    end = add_months(start, months)
-    if state.renewal is None or (state.renewal.term_start, state.renewal.term_end) != (start, end):
+    try:  # a term or request time outside the calendar: a typo the close date's validation reports
+        end = add_months(start, months)
+        _midnight(end) - policy.renewal_lead
+    except (OverflowError, ValueError):
+        end = None
+    if end is None or months <= 0:
+        state.renewal = None
+    elif state.renewal is None or (state.renewal.term_start, state.renewal.term_end) != (start, end):
         state.renewal = Renewal(term_start=start, term_end=end, months=months)
 
 

@@ -125,3 +125,24 @@ def test_a_notice_for_a_deal_the_service_does_not_hold_writes_nothing():
     ctx = deal_flow.Context(references(), POLICY, NOW)
     step = deal_flow.step(tables, b"opp-gone", RenewalSeen("opp-gone", "opp-2", "PROSPECTING", LINEAGE), "d/0/1", ctx)
     assert step.writes == [] and step.outputs == []
+
+
+@pytest.mark.parametrize("close", [dt.date(9999, 12, 31), dt.date(1, 1, 1)])
+def test_a_close_date_that_fails_validation_does_not_move_the_renewal_of_the_ordered_term(close):
+    """Found by the property test: an ordered deal edited to a close date at the end of the calendar
+    raised OverflowError in the deal step; and a typo must not ask the CRM to renew a bogus term."""
+    deal = Deal(POLICY)
+    edited = deal.header(NOW, close_date=close)
+    assert edited.outcome is Outcome.REJECTED and requests(edited) == []
+    assert deal.state.renewal.term_end == dt.date(2027, 11, 27)
+
+
+def test_a_term_outside_the_calendar_expects_no_renewal():
+    state = Deal(POLICY).state
+    state.header = state.header.model_copy(update={"close_date": dt.date(9999, 12, 31)})
+    renewals.expect(state, POLICY)
+    assert state.renewal is None
+
+
+def test_a_negative_term_expects_no_renewal():
+    assert Deal(POLICY, contract_term_months=-3).state.renewal is None
