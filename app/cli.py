@@ -308,6 +308,49 @@ def _exceptions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _alerts(args: argparse.Namespace) -> int:
+    import json
+
+    from app.engine.reader import ReadError
+    from app.ops import alerts_cli as ops
+    from app.ops.exceptions_cli import OpsError
+    from app.readmodels import alert_ledger as ledger
+
+    s = get_settings()
+    try:
+        if args.action in ("list", "show"):
+            rows, bad = ops.read(s)
+            if bad:
+                print(f"crm-erp-sync alerts: {bad} ledger value(s) did not parse", file=sys.stderr)
+            if args.action == "list":
+                chosen = ledger.select(rows, args.open, frozenset(args.kind))
+                now_ms = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
+                text = json.dumps([r.model_dump(mode="json") for r in chosen], indent=2) + "\n" if args.json else None
+                print(text or ledger.render_table(chosen, now_ms), end="")
+                return 0
+            row = rows.get(args.id)
+            if row is None:
+                print(f"crm-erp-sync alerts show: {args.id!r} is not in the alert ledger", file=sys.stderr)
+                return 1
+            print(
+                json.dumps(row.model_dump(mode="json"), indent=2) + "\n" if args.json else ledger.render_detail(row),
+                end="",
+            )
+            return 0
+        operator = _operator(args.operator)
+        action = "ACKNOWLEDGE" if args.action == "ack" else "RESOLVE"
+        ops.act(s, args.id, action, operator, args.note)
+    except ledger.Refused as exc:
+        print(f"crm-erp-sync alerts {args.action}: refused: {exc}", file=sys.stderr)
+        return 1
+    except (ReadError, OpsError) as exc:
+        print(f"crm-erp-sync alerts {args.action}: {exc}", file=sys.stderr)
+        return 2
+    done = "acknowledged" if args.action == "ack" else "resolved"
+    print(f"{done} {args.id} (by {operator}); action and audit record produced")
+    return 0
+
+
 def _ops_screenshot(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -463,6 +506,26 @@ def build_parser() -> argparse.ArgumentParser:
     exc_resolve.add_argument("--note", required=True, help="why it is resolved (no personal data)")
     exc_resolve.add_argument("--operator", help="who resolves it (default: $USER, else 'operator')")
     exc.set_defaults(func=_exceptions)
+
+    alerts = sub.add_parser("alerts", help="the drift alert ledger: list, show, acknowledge and resolve drift alerts")
+    alerts_sub = alerts.add_subparsers(dest="action", required=True)
+    al_list = alerts_sub.add_parser("list", help="drift alerts in the ledger, oldest first")
+    al_list.add_argument("--open", action="store_true", help="only alerts not resolved")
+    al_list.add_argument("--kind", action="append", default=[], help="only this kind (repeatable)")
+    al_list.add_argument("--json", action="store_true", help="print the rows as JSON")
+    al_show = alerts_sub.add_parser("show", help="one alert: what was expected and observed, actions, escalation")
+    al_show.add_argument("id", help="the alert id, e.g. opp-42:amount:accepted:1")
+    al_show.add_argument("--json", action="store_true", help="print the row as JSON")
+    verbs = (
+        ("ack", "acknowledge: someone works on it, so it is not escalated"),
+        ("resolve", "close it by hand (parity restored outside the pipeline, or accepted)"),
+    )
+    for verb, text in verbs:
+        p = alerts_sub.add_parser(verb, help=text)
+        p.add_argument("id", help="the alert id")
+        p.add_argument("--note", required=True, help="why: what was found or done (goes to the audit trail)")
+        p.add_argument("--operator", help="who acts (default: $USER)")
+    alerts.set_defaults(func=_alerts)
 
     rep = sub.add_parser("replay", help="re-inject quarantined inputs into their source topics, audited and closed")
     rep.add_argument("--reason", action="append", help="only this reason (x-reason / reason_code); repeatable")

@@ -146,7 +146,13 @@ class Settings(BaseSettings):
         REPO_ROOT / "app" / "rules" / "ownership.toml",
         description="what a CRM edit to an ERP-owned account field does: restore the ERP's value, or alert only",
     )
-    escalation_check_s: float = Field(30.0, description="how often open exceptions are checked against their SLA")
+    fx_rates: Path = Field(
+        REPO_ROOT / "app" / "rules" / "fx-rates.toml",
+        description="rates into one base currency for escalation thresholds (read again when the file changes)",
+    )
+    escalation_check_s: float = Field(
+        30.0, description="how often open exceptions and drift alerts are checked against their SLA"
+    )
     sla_accept_s: float = Field(900, description="ERP acceptance due this long after the create command")
     sla_ship_s: float = Field(7 * 86400, description="full shipment due this long after ERP acceptance")
     sla_invoice_s: float = Field(2 * 86400, description="invoice due this long after full shipment")

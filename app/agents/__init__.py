@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.agents import crm_ingest, deals, erp_ingest, exceptions, live, parity, probe, retry
+from app.agents import alerts, crm_ingest, deals, erp_ingest, exceptions, live, parity, probe, retry
 
 if TYPE_CHECKING:
     from app.engine.bootstrap import Engine
 
 
 def register(engine: Engine) -> None:
-    for module in (crm_ingest, deals, erp_ingest, exceptions, parity, probe, live):
+    for module in (crm_ingest, deals, erp_ingest, exceptions, alerts, parity, probe, live):
         module.register(engine)
     retry.register(engine)  # last: a due message may return to any topic the other agents read

@@ -59,7 +59,7 @@ def register(engine: Engine) -> None:
     async def fold(event) -> None:
         msg = event.message
         message = orjson.loads(event.value)
-        ctx = flow.Context(routes, dt.datetime.now(dt.UTC), runtime.policy.retention)
+        ctx = flow.Context(routes, dt.datetime.now(dt.UTC), runtime.policy.retention, runtime.rates.current())
         done = await runner.run(
             Input(msg.topic, msg.partition, msg.offset, event.key),
             lambda: flow.step(flow_tables, event.key, message, ctx),

@@ -99,6 +99,11 @@ class DriftAlert(Output):
 
 
 @dataclass(frozen=True, slots=True)
+class AlertActionRecord(Output):
+    """An operator's acknowledgement or resolution of a drift alert (``crm-erp-sync alerts``)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Escalation(Output):
     """An open exception past its SLA, routed to a team."""
 

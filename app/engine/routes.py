@@ -13,6 +13,7 @@ from typing import Any
 from app.catalog import spec
 from app.domain.outputs import (
     JSON,
+    AlertActionRecord,
     AuditRecord,
     CrmAccountUpdate,
     CrmUpdate,
@@ -41,6 +42,7 @@ TOPICS: dict[type[Output], str] = {
     ExceptionResolved: "sync.exception-resolutions",
     AuditRecord: "sync.audit",
     DriftAlert: "sync.drift-alerts",
+    AlertActionRecord: "sync.alert-actions",
     Escalation: "sync.escalations",
     ParityFact: "sync.parity-facts",
     RowRelease: "sync.row-index",

@@ -13,6 +13,7 @@ from app.contracts import account_owners, default_index
 from app.domain import ownership
 from app.domain.exceptions.retries import parse_tiers
 from app.domain.feedback.lifecycle import Slas
+from app.domain.fx import RateFile
 from app.domain.orders.validation import Policy
 from app.domain.ownership import Ownership
 from app.engine.reference_store import ReferenceFollower, ReferenceStore
@@ -51,6 +52,7 @@ class Runtime:
             renewal_lead=dt.timedelta(days=s.renewal_lead_days),
         )
         self.ownership = Ownership(ownership.load(s.ownership_rules), *account_owners())
+        self.rates = RateFile(s.fx_rates)  # read again when the file changes
 
     def decoder(self, contract: str | None = None, raw_decimals: bool = False) -> AvroDecoder:
         reader = default_index().expanded(contract) if contract else None

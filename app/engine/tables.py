@@ -54,6 +54,10 @@ class Tables:
             "customer-views",
             "account id -> the customer view the ERP was last sent (JSON), beside the account flow's outbox",
         )
+        self.alert_ledger = table(
+            "alert-ledger", "alert id -> the drift alert with its operator actions and escalation (JSON)"
+        )
+        self.alert_due = table("alert-escalation-due", "alert id -> epoch ms when its SLA or its retention runs out")
         self.customer_links = table(
             "customer-links",
             "account id -> the ERP customer link: number, status, credit (JSON), beside the link flow's outbox",

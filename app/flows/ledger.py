@@ -14,6 +14,7 @@ import orjson
 
 from app.domain.exceptions import state as exception_state
 from app.domain.exceptions.escalation import Route
+from app.domain.fx import Rates
 from app.flows.step import Step, Tables, Write, put
 
 LEDGER, DUE = "exception-ledger", "escalation-due"
@@ -24,6 +25,7 @@ class Context:
     routes: list[Route]
     now: dt.datetime
     retention: dt.timedelta
+    rates: Rates | None = None  # escalation thresholds in the base currency (app.domain.fx)
 
 
 def step(tables: Tables, key: bytes, message: dict[str, Any], ctx: Context) -> Step:
@@ -37,7 +39,7 @@ def step(tables: Tables, key: bytes, message: dict[str, Any], ctx: Context) -> S
     elif "resolution" in message:
         row, outs = exception_state.on_resolution(row, message["resolution"], ctx.now)
     else:
-        row, outs = exception_state.on_check(row, ctx.routes, ctx.now)
+        row, outs = exception_state.on_check(row, ctx.routes, ctx.now, ctx.rates)
     if row is None:
         return Step()
     writes: list[Write] = put(tables, LEDGER, key, orjson.dumps(row))

@@ -19,6 +19,7 @@ from typing import Any
 
 from app.domain.envelope import SERVICE_ACTOR
 from app.domain.exceptions.escalation import Route, due_at, escalation, route_for
+from app.domain.fx import Rates
 from app.domain.masking import mask_text
 from app.domain.outputs import AuditRecord, Escalation, ExceptionRaised, Output
 
@@ -99,12 +100,14 @@ def on_resolution(row: Row | None, resolution: dict[str, Any], now: dt.datetime)
     return row, [_audit(resolution["exception_id"], exception.get("correlation_id"), "EXCEPTION_RESOLVED", now, note)]
 
 
-def on_check(row: Row | None, routes: list[Route], now: dt.datetime) -> tuple[Row | None, list[Output]]:
+def on_check(
+    row: Row | None, routes: list[Route], now: dt.datetime, rates: Rates | None = None
+) -> tuple[Row | None, list[Output]]:
     due = escalation_due_ms(row)
     if row is None or due is None or now.timestamp() * 1000 < due:
         return row, []
     exception = row["exception"]
-    route = route_for(routes, exception)
+    route = route_for(routes, exception, rates)
     record = escalation(exception, route, now)
     row = {**row, "escalation": record, "updated_at": now.isoformat()}
     detail = (
