@@ -76,7 +76,11 @@ def register(engine: Engine, denied: Guard) -> None:
     async def deal_check(view: View, request: Request, opportunity_id: str) -> Response:
         now = dt.datetime.now(dt.UTC)
         return answer(
-            view, lambda: (s := deal(opportunity_id)) and decisions.check(s, runtime.references, runtime.policy, now)
+            view,
+            lambda: (
+                (s := deal(opportunity_id))
+                and decisions.check(s, runtime.references, runtime.policy, now, runtime.rates.current())
+            ),
         )
 
     async def account_status(view: View, request: Request, account_id: str) -> Response:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.domain.customer_links import CustomerLink
 from app.domain.exceptions.taxonomy import classify
 from app.domain.feedback.lifecycle import ErpView, order_status
+from app.domain.fx import Rates
 from app.domain.orders import renewals
 from app.domain.orders.deal import DealState
 from app.domain.orders.references import Account
@@ -89,7 +90,7 @@ class CreditStatus(StrEnum):
     NOT_LINKED = "NOT_LINKED"  # no active ERP customer for the account (yet)
     ON_HOLD = "ON_HOLD"
     OVER_LIMIT = "OVER_LIMIT"
-    LIMIT_IN_OTHER_CURRENCY = "LIMIT_IN_OTHER_CURRENCY"  # not comparable: a person decides
+    LIMIT_IN_OTHER_CURRENCY = "LIMIT_IN_OTHER_CURRENCY"  # no rate to compare them: a person decides
 
 
 class AccountStatus(_Model):
@@ -196,8 +197,15 @@ def account_status(account_id: str, account: Account | None, link: CustomerLink 
     )
 
 
-def credit(amount: Decimal | None, currency: str | None, account: Account | None, link: CustomerLink | None) -> Credit:
-    """The customer's credit for an order of ``amount`` ``currency``, as the ERP last reported it."""
+def credit(
+    amount: Decimal | None,
+    currency: str | None,
+    account: Account | None,
+    link: CustomerLink | None,
+    rates: Rates | None = None,
+) -> Credit:
+    """The customer's credit for an order of ``amount`` ``currency``, as the ERP last reported it; a
+    limit in another currency is compared through ``rates`` (not comparable without a rate)."""
     if link is None or not link.linked:
         if account is not None and account.erp_customer_number:  # linked in the CRM; the ERP said nothing new
             return Credit(status=CreditStatus.OK, ok=True, detail="linked; the ERP reported no credit state")
@@ -207,15 +215,25 @@ def credit(amount: Decimal | None, currency: str | None, account: Account | None
     if link.credit_limit is None or amount is None:
         return Credit(status=CreditStatus.OK, ok=True, detail="no credit limit applies")
     if link.currency and currency and link.currency != currency:
-        detail = f"credit limit {link.credit_limit} {link.currency}, order in {currency}"
-        return Credit(status=CreditStatus.LIMIT_IN_OTHER_CURRENCY, ok=False, detail=detail)
+        order = rates.to_base(amount, currency) if rates else None
+        limit = rates.to_base(link.credit_limit, link.currency) if rates else None
+        if order is None or limit is None:
+            detail = f"credit limit {link.credit_limit} {link.currency}, order in {currency} (no rate to compare)"
+            return Credit(status=CreditStatus.LIMIT_IN_OTHER_CURRENCY, ok=False, detail=detail)
+        base = rates.base if rates else ""
+        if order > limit:
+            detail = (
+                f"order {amount} {currency} exceeds the credit limit {link.credit_limit} {link.currency} (in {base})"
+            )
+            return Credit(status=CreditStatus.OVER_LIMIT, ok=False, detail=detail)
+        return Credit(status=CreditStatus.OK, ok=True, detail=f"within the credit limit, compared in {base}")
     if amount > link.credit_limit:
         detail = f"order {amount} exceeds the credit limit {link.credit_limit} {link.currency or ''}".rstrip()
         return Credit(status=CreditStatus.OVER_LIMIT, ok=False, detail=detail)
     return Credit(status=CreditStatus.OK, ok=True, detail=f"within the credit limit {link.credit_limit}")
 
 
-def check(state: DealState, refs: Any, policy: Policy, now: dt.datetime) -> DealCheck:
+def check(state: DealState, refs: Any, policy: Policy, now: dt.datetime, rates: Rates | None = None) -> DealCheck:
     """The dry run: completeness rules and credit, for the deal as it stands."""
     header = state.header
     reasons: list[Reason] = []
@@ -234,7 +252,7 @@ def check(state: DealState, refs: Any, policy: Policy, now: dt.datetime) -> Deal
     account_id = header.account_id if header else None
     account = refs.account(account_id) if account_id else None
     link = refs.link(account_id) if account_id else None
-    cr = credit(header.amount if header else None, header.currency if header else None, account, link)
+    cr = credit(header.amount if header else None, header.currency if header else None, account, link, rates)
     return DealCheck(
         opportunity_id=state.opportunity_id,
         can_become_order=not reasons and cr.ok,

@@ -10,6 +10,7 @@ import schemathesis
 
 from app.domain.customer_links import CustomerLink, CustomerStatus
 from app.domain.feedback.lifecycle import ErpKind
+from app.domain.fx import Rates
 from app.readmodels.decisions import CreditStatus, Stage, account_status, check, credit, deal_status, openapi
 from tests.support.deals import NOW, references
 from tests.support.erp import OPP, Deal, at
@@ -80,6 +81,14 @@ def test_a_complete_deal_with_credit_can_become_an_order_and_the_dry_run_emits_n
 def test_credit_is_judged_from_the_erp_s_link(fields, amount, currency, status):
     verdict = credit(Decimal(amount), currency, None, link(**fields))
     assert verdict.status is status and verdict.ok is (status is CreditStatus.OK)
+
+
+def test_a_limit_in_another_currency_is_compared_through_the_rate_table():
+    rates = Rates("EUR", {"USD": Decimal("0.95")})
+    assert credit(Decimal("1000.00"), "USD", None, link(), rates).status is CreditStatus.OK  # 950 EUR
+    over = credit(Decimal("1100.00"), "USD", None, link(), rates)  # 1045 EUR
+    assert over.status is CreditStatus.OVER_LIMIT and "USD" in over.detail
+    assert credit(Decimal("10"), "JPY", None, link(), rates).status is CreditStatus.LIMIT_IN_OTHER_CURRENCY
 
 
 def test_an_account_shows_its_link_or_that_it_has_none():
