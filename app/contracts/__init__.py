@@ -142,3 +142,8 @@ def account_owners(index: ContractIndex | None = None) -> tuple[frozenset[str], 
     erp = {f for f, o in (account | write_back).items() if o == "ERP"}
     crm = {f for f, o in account.items() if o == "CRM"}
     return frozenset(erp), frozenset(crm)
+
+
+def opportunity_erp_owned(index: ContractIndex | None = None) -> frozenset[str]:
+    """The ERP-owned fields the service writes onto a CRM opportunity (CrmUpdateCommand)."""
+    return frozenset(f for f, o in owners("io.crmerpsync.sync.CrmUpdateCommand", index).items() if o == "ERP")

@@ -1,5 +1,5 @@
-"""Field ownership at run time: a CRM edit to an account field the ERP owns, or an ERP answer that
-disagrees with a field the CRM owns, is an ``OWNERSHIP_CONFLICT`` drift alert with both values.
+"""Field ownership at run time: a CRM edit to an account or opportunity field the ERP owns, or an ERP
+answer that disagrees with a field the CRM owns, is an ``OWNERSHIP_CONFLICT`` drift alert with both values.
 
 The owners come from the contracts (``"owner"`` on each field, read at the edge into
 ``Owners``); what to do about a CRM edit comes from a rule file (``app/rules/ownership.toml``):
@@ -8,8 +8,9 @@ write a CRM-owned field: the service carries no such field to the CRM, and an ER
 disagrees with one (the payment terms of a customer, say) is reported the same way.
 
 An alert stays open while its field disagrees and is resolved by the change that makes both sides
-agree again; its id is ``<account>:owner:<field>:<n>``. Alerts are kept per account in the state
-of the flow that sees the disagreement. Pure: no Kafka, no files but the rule file's loader.
+agree again; its id is ``<account or opportunity>:owner:<field>:<n>``. Alerts are kept per record
+in the state of the flow that sees the disagreement (the account flows, the deal flow). Pure: no
+Kafka, no files but the rule file's loader.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from app.domain.audit import alert_audit
 from app.domain.customer_links import CustomerLink
+from app.domain.orders.deal import Header
 from app.domain.orders.references import Account
 from app.domain.outputs import DriftAlert, Output
+from app.domain.owner_alerts import OpenAlerts
 from app.domain.parity.rules import DriftKind
 
 Action = Literal["restore", "alert"]
@@ -61,6 +62,14 @@ class Ownership:
 
 
 CRM_EDIT_FIELDS = frozenset({"erp_customer_number", "erp_customer_status", "credit_limit", "credit_hold"})
+# ERP-owned opportunity field -> the Header field holding what the CRM shows of it
+SHOWN = {
+    "erp_order_number": "shown_erp_order_number",
+    "order_status": "shown_order_status",
+    "fulfilment_status": "shown_fulfilment_status",
+    "invoice_status": "shown_invoice_status",
+    "payment_status": "shown_payment_status",
+}
 ERP_ANSWER_FIELDS = frozenset({"payment_terms"})
 
 
@@ -70,16 +79,6 @@ class Conflict:
     owner: str  # who owns the field: the side whose value counts
     expected: str | None  # the owner's value
     observed: str | None  # the other side's value
-
-
-class OpenAlerts(BaseModel):
-    """The ownership alerts open on one account, by field, and how often each field opened one."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    open: dict[str, str] = {}  # field -> alert id
-    opened_at_ms: dict[str, int] = {}
-    seq: dict[str, int] = {}
 
 
 def _text(value: Any) -> str | None:
@@ -120,6 +119,24 @@ def erp_answer_conflicts(
     return [Conflict("payment_terms", "CRM", account.payment_terms, payment_terms)]
 
 
+def deal_edit_conflicts(
+    before: Header | None, after: Header, expected: dict[str, Any], erp_owned: frozenset[str]
+) -> tuple[list[Conflict], frozenset[str]]:
+    """The ERP-owned opportunity fields a CRM change edited to another value than the service wrote
+    (only edited ones: a change that merely carries a value the write-back has not reached yet is no
+    edit), and the fields the CRM now shows as the ERP has them (their alerts resolve)."""
+    conflicts, agree = [], set()
+    for field in sorted(erp_owned & set(SHOWN)):
+        shown = getattr(after, SHOWN[field])
+        if shown is not None and _text(shown) == _text(expected.get(field)):
+            agree.add(field)
+            continue
+        edited = before is None or getattr(before, SHOWN[field]) != shown
+        if shown is not None and edited:
+            conflicts.append(Conflict(field, "ERP", _text(expected.get(field)), _text(shown)))
+    return conflicts, frozenset(agree)
+
+
 def judge(
     account_id: str,
     alerts: OpenAlerts,
@@ -128,29 +145,38 @@ def judge(
     now: dt.datetime,
     why: str,
     open_new: bool = True,
+    customer_id: str | None = None,
 ) -> list[Output]:
     """Open an alert for each conflict not yet open (unless not ``open_new``: the integration
     user's own write-back only resolves), resolve the open ones among ``fields`` (the fields this
-    side judges) that no longer disagree; updates ``alerts`` in place."""
+    side judges) that no longer disagree; updates ``alerts`` in place. ``account_id``: the record
+    the alerts are about (an account, or a deal with its ``customer_id``)."""
     now_ms = int(now.timestamp() * 1000)
     by_field = {c.field: c for c in conflicts}
     outputs: list[Output] = []
     for field in sorted(set(alerts.open) & fields - set(by_field)):
         alert_id = alerts.open.pop(field)
         opened = alerts.opened_at_ms.pop(field, now_ms)
-        outputs += _records(account_id, alert_id, None, field, opened, now, why)
+        outputs += _records(account_id, alert_id, None, field, opened, now, why, customer_id)
     for field, c in sorted(by_field.items()):
         if field in alerts.open or not open_new:
             continue
         seq = alerts.seq[field] = alerts.seq.get(field, 0) + 1
         alerts.open[field] = f"{account_id}:owner:{field}:{seq}"
         alerts.opened_at_ms[field] = now_ms
-        outputs += _records(account_id, alerts.open[field], c, field, now_ms, now, why)
+        outputs += _records(account_id, alerts.open[field], c, field, now_ms, now, why, customer_id)
     return outputs
 
 
 def _records(
-    account_id: str, alert_id: str, c: Conflict | None, field: str, opened_ms: int, now: dt.datetime, why: str
+    account_id: str,
+    alert_id: str,
+    c: Conflict | None,
+    field: str,
+    opened_ms: int,
+    now: dt.datetime,
+    why: str,
+    customer_id: str | None,
 ) -> list[Output]:
     if c is not None:
         other = "the CRM" if c.owner == "ERP" else "the ERP"
@@ -164,7 +190,7 @@ def _records(
         "state": "OPEN" if c else "RESOLVED",
         "severity": "MEDIUM",
         "correlation_id": account_id,
-        "customer_id": account_id,
+        "customer_id": customer_id or account_id,
         "order_number": None,
         "amount_at_risk": None,
         "currency": None,

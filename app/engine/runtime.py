@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from decimal import Decimal
 
 from confluent_kafka.schema_registry import AsyncSchemaRegistryClient
 
 from app.client_config import kafka_config, registry_config
-from app.contracts import account_owners, default_index
+from app.contracts import account_owners, default_index, opportunity_erp_owned
 from app.domain import ownership
 from app.domain.exceptions.retries import parse_tiers
 from app.domain.feedback.lifecycle import Slas
@@ -52,6 +53,9 @@ class Runtime:
             renewal_lead=dt.timedelta(days=s.renewal_lead_days),
         )
         self.ownership = Ownership(ownership.load(s.ownership_rules), *account_owners())
+        owned = opportunity_erp_owned() & frozenset(ownership.SHOWN)
+        restore = frozenset(f for f in owned if self.ownership.rules.action(f) == "restore")
+        self.policy = dataclasses.replace(self.policy, erp_owned=owned, restore=restore)
         self.rates = RateFile(s.fx_rates)  # read again when the file changes
 
     def decoder(self, contract: str | None = None, raw_decimals: bool = False) -> AvroDecoder:

@@ -25,7 +25,7 @@ from app.ops import crm_writer
 from app.platform import cdc
 from app.serde.source_schemas import SourceChecker
 from app.sim import erp
-from tests.support.cdc import CrmDatabase
+from tests.support.cdc import SALES_USER, CrmDatabase
 from tests.support.kafka import Sandbox
 
 pytestmark = pytest.mark.integration
@@ -216,3 +216,46 @@ def test_a_contract_whose_term_ended_gets_its_renewal_through_the_crm_writer_and
     assert row["last_modified_by_id"] == sandbox.settings.integration_crm_user
     assert [k for k, _ in commands(sandbox)["006-rn"]] == ["CreateSalesOrder"]
     assert renewal_id not in commands(sandbox)  # a prospect: no order
+
+
+def test_a_sales_user_overwriting_the_erp_order_status_is_alerted_and_restored_through_the_crm_writer(
+    sandbox: Sandbox, crm_db: CrmDatabase, worker_factory
+):
+    sandbox.create_all()
+    crm_db.reference_data()
+    crm_db.capture()
+    worker_factory()
+    crm_db.deal("006-ow")
+    [(_, create)] = wait_for("the create", lambda: commands(sandbox).get("006-ow"), 120)
+    sandbox.produce_avro(
+        EVENTS,
+        "io.crmerpsync.erp.events.ErpOrderEvent",
+        [(b"006-ow", erp.accepted("006-ow", Decimal("250.00"), "EUR", "SO-78", create["envelope"]["command_id"]))],
+    )
+    stop = threading.Event()
+    url = SecretStr(cdc.database_url(sandbox.settings, "crm_writer", crm_db.name))
+    settings = sandbox.settings.model_copy(update={"crm_database_url": url})
+    writer = threading.Thread(target=crm_writer.run, args=(settings, stop, lambda _: None), daemon=True)
+    writer.start()
+
+    def conflicts() -> list[tuple[str, str, str | None, str | None]]:
+        values = [sandbox.decode(m) for m in sandbox.everything("sync.drift-alerts", quiet=1)]
+        return [(a["alert_id"], a["state"], a["expected"], a["observed"]) for a in values
+                if a["kind"] == "OWNERSHIP_CONFLICT"]  # fmt: skip
+
+    alert = "006-ow:owner:order_status:1"
+    try:
+        wait_for("the ERP status in the CRM", lambda: (crm_db.row("opportunity", "006-ow") or {}).get("order_status"))
+        crm_db.update("opportunity", "006-ow", order_status="CANCELLED", last_modified_by_id=SALES_USER,
+                      last_modified_date="now")  # fmt: skip
+        wait_for("the conflict", lambda: (alert, "OPEN", "ACCEPTED", "CANCELLED") in conflicts(), 120)
+        row = wait_for(
+            "the ERP's value restored in the CRM",
+            lambda: (r := crm_db.row("opportunity", "006-ow")) and r["order_status"] == "ACCEPTED" and r,
+        )
+        wait_for("the conflict resolved", lambda: (alert, "RESOLVED", None, None) in conflicts(), 120)
+    finally:
+        stop.set()
+        writer.join(30)
+    assert row["last_modified_by_id"] == sandbox.settings.integration_crm_user
+    assert [k for k, _ in commands(sandbox)["006-ow"]] == ["CreateSalesOrder"]  # no amend, no cancel

@@ -9,30 +9,21 @@ duplicate (a redelivered message's outputs are the engine's to re-send). No Faus
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from app.domain.audit import command_audit
-from app.domain.envelope import SERVICE_ACTOR, command_envelope
+from app.domain.envelope import SERVICE_ACTOR
 from app.domain.errors import ReasonCode
 from app.domain.exceptions.taxonomy import classify
+from app.domain.feedback import crm_view
 from app.domain.feedback.kpis import Reached, measures
-from app.domain.feedback.lifecycle import (
-    ErpEvent,
-    ErpKind,
-    ErpView,
-    apply,
-    fulfilment_status,
-    invoice_status,
-    order_status,
-    payment_status,
-)
+from app.domain.feedback.lifecycle import ErpEvent, ErpKind, ErpView, apply
 from app.domain.masking import mask_text
 from app.domain.orders.deal import DealState
 from app.domain.orders.decide import DealChange, Decision, Outcome, rebuild_create, retention
 from app.domain.orders.validation import Policy
 from app.domain.outputs import CrmUpdate, ExceptionRaised, ExceptionResolved, Output, retry
 from app.domain.parity.aggregate import fact_outputs
-from app.domain.parity.drift import judge, money
+from app.domain.parity.drift import judge
 from app.domain.parity.rules import billed_at_once
 
 # Field ownership: the ERP owns fulfilment and financial state, so these are the only CRM fields the
@@ -86,38 +77,8 @@ def _update_audit(update: CrmUpdate, event: ErpEvent, now: dt.datetime) -> Outpu
 
 def crm_update(state: DealState, event: ErpEvent, now: dt.datetime) -> CrmUpdate:
     """The CRM's view of the order after ``event``: ERP-owned fields only."""
-    erp = state.erp or ErpView()
-    cancelled = state.order is None and bool(state.cancelled_orders)
-    currency = erp.invoice_currency or erp.accepted_currency
-    value: dict[str, Any] = {
-        "envelope": command_envelope(
-            f"{state.opportunity_id}:crm-update:{event.event_id}",
-            state.opportunity_id,
-            [event.event_id],
-            event.lineage,
-            None,
-            now,
-        ),
-        "opportunity_id": state.opportunity_id,
-        "account_id": state.header.account_id if state.header else None,
-        "erp_order_number": erp.order_number,
-        "order_status": order_status(erp, cancelled),
-        "fulfilment_status": fulfilment_status(erp),
-        "invoice_status": invoice_status(erp),
-        "payment_status": payment_status(erp),
-        "credit_hold": erp.credit_hold,
-        "disputed": erp.disputed,
-        "amount_invoiced": money(erp.invoiced) if erp.invoices else None,
-        "amount_paid": money(erp.paid) if erp.payments else None,
-        "currency": currency,
-        "service_activated_at": _iso(erp.activated_at_ms),
-        "customer_accepted_at": _iso(erp.customer_accepted_at_ms),
-    }
-    return CrmUpdate(state.opportunity_id, value)
-
-
-def _iso(ms: int | None) -> str | None:
-    return None if ms is None else dt.datetime.fromtimestamp(ms / 1000, dt.UTC).isoformat()
+    command_id = f"{state.opportunity_id}:crm-update:{event.event_id}"
+    return crm_view.crm_update(state, command_id, [event.event_id], event.lineage, now)
 
 
 def _retry(state: DealState, erp: ErpView, event: ErpEvent, delivery: str, refs, policy: Policy, now) -> list[Output]:

@@ -226,3 +226,17 @@ def payment_status(view: ErpView) -> str:
     if not view.payments:
         return "UNPAID"
     return "PAID" if view.invoices and view.paid >= view.invoiced else "PARTIALLY_PAID"
+
+
+def crm_fields(view: ErpView, cancelled: bool) -> dict[str, Any]:
+    """The ERP-owned fields of an opportunity as the CRM should show them (JSON-mode values): what a
+    CRM update carries, and what a CRM user's edit is compared with."""
+    return {
+        "erp_order_number": view.order_number,
+        "order_status": order_status(view, cancelled),
+        "fulfilment_status": fulfilment_status(view),
+        "invoice_status": invoice_status(view),
+        "payment_status": payment_status(view),
+        "credit_hold": view.credit_hold,
+        "disputed": view.disputed,
+    }

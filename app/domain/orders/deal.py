@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.domain.changes import Position, RowChange
 from app.domain.feedback.lifecycle import AlertRef, ErpView
+from app.domain.owner_alerts import OpenAlerts
 
 
 class _Model(BaseModel):
@@ -51,6 +52,12 @@ class Header(_Model):
     bill_to: Address | None = None
     ship_to: Address | None = None
     renewal_of: str | None = None  # the opportunity whose contract this one renews
+    # what the CRM shows of ERP-owned opportunity fields (the service writes them; a user may not)
+    shown_erp_order_number: str | None = None
+    shown_order_status: str | None = None
+    shown_fulfilment_status: str | None = None
+    shown_invoice_status: str | None = None
+    shown_payment_status: str | None = None
 
 
 class Line(_Model):
@@ -126,6 +133,7 @@ class DealState(_Model):
     settled_at: dt.datetime | None = None  # since when nothing about the deal is open (app/domain/orders/retention.py)
     renewal: Renewal | None = None  # a won deal with a contract term: the renewal it expects
     renewals: dict[str, str] = Field(default_factory=dict)  # renewal opportunity id -> its stage (DELETED)
+    owner_alerts: OpenAlerts = Field(default_factory=OpenAlerts)  # OWNERSHIP_CONFLICT alerts on the deal
 
 
 def source_ts_ms(state: DealState, item_ts_ms: int | None) -> int | None:

@@ -23,19 +23,21 @@ from typing import Any
 
 import orjson
 
+from app.domain import ownership
 from app.domain.audit import command_audit
 from app.domain.changes import Lineage, Op, RowChange
 from app.domain.envelope import SERVICE_ACTOR, command_envelope
 from app.domain.errors import ReasonCode
 from app.domain.exceptions.taxonomy import ExceptionType, classify
+from app.domain.feedback import crm_view
 from app.domain.feedback.kpis import DealClosed, Measure
-from app.domain.feedback.lifecycle import ErpView
+from app.domain.feedback.lifecycle import ErpView, crm_fields
 from app.domain.masking import mask_text
 from app.domain.orders import renewals, retention
 from app.domain.orders.deal import DealState, Header, Line, OrderRef, Pos, merge
 from app.domain.orders.renewals import RenewalSeen
 from app.domain.orders.validation import Failure, Policy, Resolved, validate
-from app.domain.outputs import ExceptionRaised, ExceptionResolved, OrderAction, Output, SalesOrderCommand
+from app.domain.outputs import CrmUpdate, ExceptionRaised, ExceptionResolved, OrderAction, Output, SalesOrderCommand
 from app.domain.parity.aggregate import fact_outputs, forget_outputs
 from app.domain.parity.drift import judge
 
@@ -91,7 +93,10 @@ def decide(state: DealState | None, event: DealChange, refs, policy: Policy, now
             state.line_partitions[change.row_id] = event.lineage.partition
         else:
             told = renewals.notice(before, state.header, opp, event.lineage)
-        if change.table == "opportunity" and state.header and state.header.last_modified_by == policy.integration_user:
+        by_service = bool(state.header) and state.header.last_modified_by == policy.integration_user
+        if change.table == "opportunity":
+            told += _ownership(state, before, policy, event.lineage, now, by_service)
+        if change.table == "opportunity" and by_service:
             retention.mark(state, policy, now, changed=True)
             return Decision(state, Outcome.LOOP_SUPPRESSED, told)
 
@@ -111,6 +116,29 @@ def decide(state: DealState | None, event: DealChange, refs, policy: Policy, now
     decision.outputs += fact_outputs(state)
     retention.mark(state, policy, now, changed=change is not None)
     return decision
+
+
+def _ownership(
+    state: DealState, before: Header | None, policy: Policy, lineage: Lineage, now: dt.datetime, by_service: bool
+) -> list[Output]:
+    """A CRM user's edit of an ERP-owned opportunity field: an OWNERSHIP_CONFLICT alert, and the ERP's
+    values written back when the rules say restore; the service's own write-back only resolves."""
+    header = state.header
+    if header is None or state.erp is None or not policy.erp_owned:
+        return []
+    cancelled = state.order is None and bool(state.cancelled_orders)
+    expected = crm_fields(state.erp, cancelled)
+    conflicts, agree = ownership.deal_edit_conflicts(before, header, expected, policy.erp_owned)
+    why = f"CRM change of {state.opportunity_id} by {header.last_modified_by}"
+    outputs = ownership.judge(state.opportunity_id, state.owner_alerts, conflicts, agree, now, why,
+                              open_new=not by_service, customer_id=header.account_id)  # fmt: skip
+    if not by_service and any(c.field in policy.restore for c in conflicts):
+        label = state.header_pos.position().label() if state.header_pos else "now"
+        command_id = f"{state.opportunity_id}:restore:{label}"
+        update = crm_view.crm_update(state, command_id, [lineage.coordinates], lineage, now)
+        outputs += [update, command_audit(command_id, state.opportunity_id, [lineage.coordinates], CrmUpdate, now,
+                                          "the ERP's values restored over a CRM user's edit")]  # fmt: skip
+    return outputs
 
 
 def on_renewal(state: DealState | None, item: RenewalSeen, policy: Policy, now: dt.datetime) -> Decision:

@@ -30,7 +30,7 @@ LOST_STAGE = "CLOSED_LOST"
 
 def settled(state: DealState, policy: Policy) -> bool:
     header = state.header
-    if state.open_exceptions or state.alerts or state.parked:
+    if state.open_exceptions or state.alerts or state.owner_alerts.open or state.parked:
         return False
     if state.renewal is not None and not renewals.live(state):  # kept to watch for its renewal
         return False

@@ -41,6 +41,10 @@ class Policy:
     retention: dt.timedelta = dt.timedelta(days=90)
     # how long before a contract term ends the CRM is asked for its renewal opportunity
     renewal_lead: dt.timedelta = dt.timedelta(days=90)
+    # ERP-owned opportunity fields whose edit by a CRM user is an ownership conflict (from the
+    # contracts), and those of them the service writes back at once (from the ownership rules)
+    erp_owned: frozenset[str] = frozenset()
+    restore: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,10 @@ from app.contracts import account_owners
 from app.contracts.models import model
 from app.domain.changes import Lineage
 from app.domain.customer_links import CustomerEvent, CustomerEventKind, apply
+from app.domain.feedback.lifecycle import ErpKind
+from app.domain.orders import retention
+from app.domain.orders.decide import Outcome
+from app.domain.orders.validation import Policy
 from app.domain.outputs import CrmAccountUpdate, DriftAlert
 from app.domain.ownership import Ownership, load
 from app.flows import accounts as account_flow
@@ -19,6 +23,7 @@ from app.settings import REPO_ROOT
 from app.sim import debezium as sim
 from tests.support.deals import NOW, FakeReferences
 from tests.support.driver import apply_step
+from tests.support.erp import OPP, Deal, at, updates
 from tests.unit.domain.test_customers import INTEGRATION_USER, account_change, account_row
 
 RULES = REPO_ROOT / "app" / "rules" / "ownership.toml"
@@ -119,3 +124,61 @@ def test_a_rule_file_with_an_unknown_action_is_refused(tmp_path, bad):
     rules.write_text(bad + "\n")
     with pytest.raises(ValueError, match="restore"):
         load(rules)
+
+
+# --- the opportunity side: ERP-owned fields the CRM shows on a deal ----------------------------
+
+OWNED = frozenset({"erp_order_number", "order_status", "fulfilment_status", "invoice_status", "payment_status"})
+DEAL_POLICY = Policy(erp_owned=OWNED, restore=OWNED - {"payment_status"})
+
+
+def accepted_deal() -> Deal:
+    deal = Deal(DEAL_POLICY)
+    deal.erp(ErpKind.ACCEPTED, at(minutes=5))
+    return deal
+
+
+def owner_alerts(decision) -> list[tuple[str, str, str | None, str | None]]:
+    return [(a["alert_id"], a["state"], a["expected"], a["observed"]) for a in alerts(decision)
+            if a["kind"] == "OWNERSHIP_CONFLICT"]  # fmt: skip
+
+
+def test_a_crm_user_editing_an_erp_owned_deal_field_raises_a_conflict_and_the_erp_value_is_restored():
+    deal = accepted_deal()
+    edit = deal.header(at(minutes=10), shown_order_status="CANCELLED", shown_erp_order_number="SO-1")
+    assert owner_alerts(edit) == [(f"{OPP}:owner:order_status:1", "OPEN", "ACCEPTED", "CANCELLED")]
+    [restore] = updates(edit)
+    assert restore["envelope"]["command_id"].startswith(f"{OPP}:restore:")
+    assert (restore["order_status"], restore["erp_order_number"]) == ("ACCEPTED", "SO-1")
+    [alert] = [a for a in alerts(edit) if a["kind"] == "OWNERSHIP_CONFLICT"]
+    assert (alert["correlation_id"], alert["customer_id"], alert["suggested_owner"]) == (OPP, "acc-1", "finance-ops")
+    # the write-back returns as the integration user: both sides agree, the alert resolves, nothing else
+    back = deal.header(at(minutes=11), shown_order_status="ACCEPTED", shown_erp_order_number="SO-1",
+                       last_modified_by=DEAL_POLICY.integration_user)  # fmt: skip
+    assert back.outcome is Outcome.LOOP_SUPPRESSED
+    assert owner_alerts(back) == [(f"{OPP}:owner:order_status:1", "RESOLVED", None, None)]
+    assert updates(back) == [] and deal.state.owner_alerts.open == {}
+
+
+def test_a_field_the_rules_only_alert_on_is_not_restored_and_keeps_the_deal_from_retiring():
+    deal = accepted_deal()
+    edit = deal.header(at(minutes=10), shown_payment_status="PAID")
+    assert owner_alerts(edit) == [(f"{OPP}:owner:payment_status:1", "OPEN", "UNPAID", "PAID")]
+    assert updates(edit) == [] and deal.state.owner_alerts.open
+    assert not retention.settled(deal.state, DEAL_POLICY)
+
+
+def test_a_change_that_carries_a_value_the_write_back_has_not_reached_yet_is_no_edit():
+    deal = Deal(DEAL_POLICY)
+    deal.header(at(minutes=1), shown_order_status="PENDING")  # as the CRM showed it before the ERP spoke
+    deal.erp(ErpKind.ACCEPTED, at(minutes=5))
+    unrelated = deal.header(at(minutes=6), shown_order_status="PENDING", name="renamed")
+    assert owner_alerts(unrelated) == [] and updates(unrelated) == []
+
+
+def test_without_an_erp_view_or_owned_fields_nothing_is_judged():
+    deal = Deal(DEAL_POLICY)
+    assert owner_alerts(deal.header(at(minutes=1), shown_order_status="SHIPPED")) == []  # the ERP has not spoken
+    plain = Deal()
+    plain.erp(ErpKind.ACCEPTED, at(minutes=5))
+    assert owner_alerts(plain.header(at(minutes=6), shown_order_status="SHIPPED")) == []  # Policy() judges none
