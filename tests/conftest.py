@@ -8,6 +8,7 @@ import pytest
 
 from app.ops.worker_process import WorkerProcess
 from app.settings import Settings
+from tests.support.crm import Crm
 from tests.support.kafka import Sandbox, worker
 
 
@@ -80,3 +81,13 @@ def worker_factory(sandbox: Sandbox, tmp_path):
     yield start
     for w in started:
         w.kill()
+
+
+@pytest.fixture
+def crm(sandbox: Sandbox) -> Crm:
+    """The sandbox's catalog topics, and a simulated CRM whose reference data is already sent (account
+    acc-1 linked to C-1001, products prod-a and prod-b with EUR prices). A test module may override it."""
+    sandbox.create_all()
+    world = Crm(sandbox)
+    world.reference_data()
+    return world

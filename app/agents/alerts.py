@@ -10,12 +10,11 @@ SLA of their severity. A timer turns due SLAs into check messages, as for except
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import time
 from typing import TYPE_CHECKING
 
 import orjson
 
+from app.agents import sla_timer
 from app.domain.exceptions import escalation
 from app.domain.exceptions.state import jsonable
 from app.domain.outputs import DRIFT_ALERT, Escalation
@@ -26,7 +25,6 @@ from app.observe import metrics
 if TYPE_CHECKING:
     from app.engine.bootstrap import Engine
 
-log = logging.getLogger(__name__)
 ACTION = "io.crmerpsync.sync.AlertAction"
 
 
@@ -75,21 +73,4 @@ def register(engine: Engine) -> None:
         async for event in stream.events():
             await engine.guard.guarded(event, lambda event=event: fold(event))
 
-    asked: dict[bytes, bytes] = {}  # due SLA already turned into a check (kept while it is due)
-
-    @app.timer(interval=settings.escalation_check_s)
-    async def check_alert_slas() -> None:
-        """Ask the ledger agent to escalate alerts past their SLA (never raises: it would kill the worker)."""
-        if app.rebalancing:
-            return
-        try:
-            now_ms = time.time() * 1000
-            due = {k: v for k, v in list(tables.alert_due.items()) if int(v) <= now_ms}
-            for key in [k for k, v in asked.items() if due.get(k) != v]:
-                del asked[key]
-            for key, value in due.items():
-                if asked.get(key) != value:
-                    await ledger_topic.send(key=key, value=orjson.dumps({"check": True}))
-                    asked[key] = value
-        except Exception:
-            log.exception("checking drift alert SLAs failed; will try again")
+    sla_timer.register(app, tables.alert_due, ledger_topic, settings.escalation_check_s, "check_alert_slas")

@@ -11,12 +11,11 @@ turns due SLAs into check messages, so the table is written only from the stream
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import time
 from typing import TYPE_CHECKING
 
 import orjson
 
+from app.agents import sla_timer
 from app.domain.exceptions import escalation
 from app.domain.exceptions import state as exception_state
 from app.domain.outputs import EXCEPTION, RESOLUTION, Escalation
@@ -26,8 +25,6 @@ from app.observe import metrics
 
 if TYPE_CHECKING:
     from app.engine.bootstrap import Engine
-
-log = logging.getLogger(__name__)
 
 
 def register(engine: Engine) -> None:
@@ -73,21 +70,4 @@ def register(engine: Engine) -> None:
         async for event in stream.events():
             await engine.guard.guarded(event, lambda event=event: fold(event))
 
-    asked: dict[bytes, bytes] = {}  # due SLA already turned into a check (kept while it is due)
-
-    @app.timer(interval=settings.escalation_check_s)
-    async def check_exception_slas() -> None:
-        """Ask the ledger agent to escalate exceptions past their SLA (never raises: it would kill the worker)."""
-        if app.rebalancing:
-            return
-        try:
-            now_ms = time.time() * 1000
-            due = {k: v for k, v in list(tables.escalation_due.items()) if int(v) <= now_ms}
-            for key in [k for k, v in asked.items() if due.get(k) != v]:
-                del asked[key]  # moved or removed by the agent
-            for key, value in due.items():
-                if asked.get(key) != value:
-                    await ledger_topic.send(key=key, value=orjson.dumps({"check": True}))
-                    asked[key] = value
-        except Exception:
-            log.exception("checking exception SLAs failed; will try again")
+    sla_timer.register(app, tables.escalation_due, ledger_topic, settings.escalation_check_s, "check_exception_slas")

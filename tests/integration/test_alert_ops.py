@@ -20,14 +20,6 @@ from tests.support.kafka import Sandbox
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def crm(sandbox: Sandbox) -> Crm:
-    sandbox.create_all()
-    world = Crm(sandbox)
-    world.reference_data()
-    return world
-
-
 def cli(sandbox: Sandbox, *args: str, code: int = 0) -> str:
     run = subprocess.run(
         [sys.executable, "-m", "app.cli", *args], env=sandbox.env(), capture_output=True, text=True, timeout=120

@@ -30,14 +30,6 @@ DEALS = [f"opp-api{i}" for i in range(8)]
 PARKED = "opp-api-parked"  # its account is not in the CRM's reference data: parked on UNKNOWN_ACCOUNT
 
 
-@pytest.fixture
-def crm(sandbox: Sandbox) -> Crm:
-    sandbox.create_all()
-    world = Crm(sandbox)
-    world.reference_data()
-    return world
-
-
 def ready(port: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

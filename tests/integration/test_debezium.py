@@ -13,6 +13,8 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 
 import httpx
@@ -49,6 +51,21 @@ def metric(sandbox: Sandbox, name: str, labels: str) -> float:
     text = httpx.get(f"http://127.0.0.1:{sandbox.settings.web_port}/metrics", timeout=10).text
     found = re.search(rf"^{re.escape(name)}\{{{re.escape(labels)}\}} (\S+)$", text, re.M)
     return float(found.group(1)) if found else 0.0
+
+
+@contextmanager
+def crm_writer_running(sandbox: Sandbox, crm_db: CrmDatabase) -> Iterator[None]:
+    """``crm-writer`` applying the sandbox's CRM commands to the test's database, as its own role."""
+    stop = threading.Event()
+    url = SecretStr(cdc.database_url(sandbox.settings, "crm_writer", crm_db.name))
+    settings = sandbox.settings.model_copy(update={"crm_database_url": url})
+    writer = threading.Thread(target=crm_writer.run, args=(settings, stop, lambda _: None), daemon=True)
+    writer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        writer.join(30)
 
 
 def wait_for(what: str, done, timeout: float = 90.0):
@@ -152,19 +169,11 @@ def test_the_write_back_lands_in_the_crm_returns_through_cdc_and_changes_nothing
         "io.crmerpsync.erp.events.ErpOrderEvent",
         [(b"006-wb", erp.accepted("006-wb", Decimal("250.00"), "EUR", "SO-77", command_id))],
     )
-    stop = threading.Event()
-    url = SecretStr(cdc.database_url(sandbox.settings, "crm_writer", crm_db.name))
-    settings = sandbox.settings.model_copy(update={"crm_database_url": url})
-    writer = threading.Thread(target=crm_writer.run, args=(settings, stop, lambda _: None), daemon=True)
-    writer.start()
-    try:
+    with crm_writer_running(sandbox, crm_db):
         row = wait_for(
             "the ERP status in the CRM row",
             lambda: (r := crm_db.row("opportunity", "006-wb")) and r["erp_order_number"] == "SO-77" and r,
         )
-    finally:
-        stop.set()
-        writer.join(30)
     assert (row["order_status"], row["last_modified_by_id"]) == ("ACCEPTED", sandbox.settings.integration_crm_user)
     assert row["stage_name"] == "Closed Won" and row["amount"] == Decimal("250.00")  # CRM-owned: untouched
 
@@ -200,18 +209,10 @@ def test_a_contract_whose_term_ended_gets_its_renewal_through_the_crm_writer_and
     renewal_id = f"006-rn-renewal-{add_months(close, 1):%Y%m%d}"
     assert (request["renewal_opportunity_id"], request["term_end"]) == (renewal_id, add_months(close, 1))
 
-    stop = threading.Event()
-    url = SecretStr(cdc.database_url(sandbox.settings, "crm_writer", crm_db.name))
-    settings = sandbox.settings.model_copy(update={"crm_database_url": url})
-    writer = threading.Thread(target=crm_writer.run, args=(settings, stop, lambda _: None), daemon=True)
-    writer.start()
-    try:
+    with crm_writer_running(sandbox, crm_db):
         row = wait_for("the renewal opportunity in the CRM", lambda: crm_db.row("opportunity", renewal_id))
         # the new row returns through Debezium: the renewed deal hears of it and its alert resolves
         wait_for("RENEWAL_MISSING resolved", lambda: ("006-rn:renewal:missing:1", "RESOLVED") in alerts(), 120)
-    finally:
-        stop.set()
-        writer.join(30)
     assert (row["renewal_of"], row["stage_name"], row["close_date"]) == ("006-rn", "Prospecting", add_months(close, 1))
     assert row["last_modified_by_id"] == sandbox.settings.integration_crm_user
     assert [k for k, _ in commands(sandbox)["006-rn"]] == ["CreateSalesOrder"]
@@ -232,11 +233,6 @@ def test_a_sales_user_overwriting_the_erp_order_status_is_alerted_and_restored_t
         "io.crmerpsync.erp.events.ErpOrderEvent",
         [(b"006-ow", erp.accepted("006-ow", Decimal("250.00"), "EUR", "SO-78", create["envelope"]["command_id"]))],
     )
-    stop = threading.Event()
-    url = SecretStr(cdc.database_url(sandbox.settings, "crm_writer", crm_db.name))
-    settings = sandbox.settings.model_copy(update={"crm_database_url": url})
-    writer = threading.Thread(target=crm_writer.run, args=(settings, stop, lambda _: None), daemon=True)
-    writer.start()
 
     def conflicts() -> list[tuple[str, str, str | None, str | None]]:
         values = [sandbox.decode(m) for m in sandbox.everything("sync.drift-alerts", quiet=1)]
@@ -244,7 +240,7 @@ def test_a_sales_user_overwriting_the_erp_order_status_is_alerted_and_restored_t
                 if a["kind"] == "OWNERSHIP_CONFLICT"]  # fmt: skip
 
     alert = "006-ow:owner:order_status:1"
-    try:
+    with crm_writer_running(sandbox, crm_db):
         wait_for("the ERP status in the CRM", lambda: (crm_db.row("opportunity", "006-ow") or {}).get("order_status"))
         crm_db.update("opportunity", "006-ow", order_status="CANCELLED", last_modified_by_id=SALES_USER,
                       last_modified_date="now")  # fmt: skip
@@ -254,8 +250,5 @@ def test_a_sales_user_overwriting_the_erp_order_status_is_alerted_and_restored_t
             lambda: (r := crm_db.row("opportunity", "006-ow")) and r["order_status"] == "ACCEPTED" and r,
         )
         wait_for("the conflict resolved", lambda: (alert, "RESOLVED", None, None) in conflicts(), 120)
-    finally:
-        stop.set()
-        writer.join(30)
     assert row["last_modified_by_id"] == sandbox.settings.integration_crm_user
     assert [k for k, _ in commands(sandbox)["006-ow"]] == ["CreateSalesOrder"]  # no amend, no cancel

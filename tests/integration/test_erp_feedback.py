@@ -23,14 +23,6 @@ CONTRACT = "io.crmerpsync.erp.events.ErpOrderEvent"
 EUR = "EUR"
 
 
-@pytest.fixture
-def crm(sandbox: Sandbox) -> Crm:
-    sandbox.create_all()
-    world = Crm(sandbox)
-    world.reference_data()
-    return world
-
-
 def send(sandbox: Sandbox, *records) -> None:
     sandbox.produce_avro(EVENTS, CONTRACT, [(r["correlation_id"].encode(), r) for r in records])
 

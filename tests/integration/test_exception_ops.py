@@ -24,14 +24,6 @@ pytestmark = pytest.mark.integration
 COMMANDS = "erp.commands.sales-order"
 
 
-@pytest.fixture
-def crm(sandbox: Sandbox) -> Crm:
-    sandbox.create_all()
-    world = Crm(sandbox)
-    world.reference_data()
-    return world
-
-
 def test_a_registry_outage_recovers_through_the_retry_tiers_without_an_operator(
     sandbox: Sandbox, crm: Crm, worker_factory
 ):

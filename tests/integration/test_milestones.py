@@ -24,14 +24,6 @@ MILESTONE = "io.crmerpsync.erp.events.ErpMilestoneEvent"
 EUR = "EUR"
 
 
-@pytest.fixture
-def crm(sandbox: Sandbox) -> Crm:
-    sandbox.create_all()
-    world = Crm(sandbox)
-    world.reference_data()
-    return world
-
-
 def milestone(sandbox: Sandbox, *records) -> None:
     sandbox.produce_avro(MILESTONES, MILESTONE, [(r["correlation_id"].encode(), r) for r in records])
 
