@@ -102,4 +102,4 @@ class Work:
                 model(where.contract).model_validate(record).to_avro()
             )
             ready.append((topic, o.key.encode(), encoded))
-        return decision.state.model_dump_json().encode(), ready
+        return decision.state.model_dump_json(exclude_defaults=True).encode(), ready

@@ -53,7 +53,7 @@ def step(tables: Tables, key: bytes, item: DealChange | ErpEvent | RenewalSeen, 
     if decision.outcome is Outcome.RETIRED:
         writes = [Write(table, key, None) for table in (DEALS, PARKED, DEADLINES) if key in tables[table]]
         return Step(writes, list(decision.outputs), decision)
-    writes = put(tables, DEALS, key, new.model_dump_json().encode())
+    writes = put(tables, DEALS, key, new.model_dump_json(exclude_defaults=True).encode())  # defaults return on read
     if new.parked:
         writes += put(tables, PARKED, key, waiting_for(new, ctx.policy.grace))
     else:

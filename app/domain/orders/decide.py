@@ -93,7 +93,7 @@ def decide(state: DealState | None, event: DealChange, refs, policy: Policy, now
             state.line_partitions[change.row_id] = event.lineage.partition
         else:
             told = renewals.notice(before, state.header, opp, event.lineage)
-        by_service = bool(state.header) and state.header.last_modified_by == policy.integration_user
+        by_service = state.header is not None and state.header.last_modified_by == policy.integration_user
         if change.table == "opportunity":
             told += _ownership(state, before, policy, event.lineage, now, by_service)
         if change.table == "opportunity" and by_service:
