@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 CLI    := $(BIN)/crm-erp-sync
 
-.PHONY: help demo run run-cdc test soak state-soak lint gate format down status venv lock bench promtool chromium postgres
+.PHONY: help demo run run-cdc test soak state-soak lint gate format down status venv lock bench promtool chromium postgres kustomize
 
 help:            ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,7 +37,7 @@ run-cdc: venv postgres  ## `make run` with a real CRM: PostgreSQL + Kafka Connec
 	$(CLI) schemas register
 	$(CLI) worker
 
-test: venv promtool chromium postgres  ## the whole suite (brings the local platform up if it is not, and down again if it did)
+test: venv promtool chromium postgres kustomize  ## the whole suite (brings the local platform up if it is not, and down again if it did)
 	$(BIN)/pytest
 
 soak: venv postgres  ## the kill -9 / restart test 20 times in a row (make test runs it 3 times)
@@ -50,6 +50,11 @@ promtool:        ## promtool (Debian's prometheus package) checks and unit-tests
 	@command -v promtool >/dev/null || { echo "installing promtool (Debian package prometheus)"; \
 	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) env DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -q --no-install-recommends prometheus >/dev/null; }
+
+kustomize:       ## renders deploy/kubernetes for its test: kubectl's built-in kustomize, else kustomize built from the Go module proxy
+	@command -v kustomize >/dev/null || command -v kubectl >/dev/null || [ -x $(BIN)/kustomize ] || { \
+	  echo "installing kustomize (Go module sigs.k8s.io/kustomize/kustomize/v5)"; \
+	  GOBIN=$(abspath $(BIN)) go install sigs.k8s.io/kustomize/kustomize/v5@v5.7.1; }
 
 postgres:        ## PostgreSQL's server programs (Debian's postgresql package): the CRM database Debezium reads
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "installing PostgreSQL (Debian package postgresql)"; \

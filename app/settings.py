@@ -69,7 +69,12 @@ class Settings(BaseSettings):
     # --- the Faust worker ----------------------------------------------------------
     app_id: str = Field("crm-erp-sync", description="Faust app id: consumer group and table prefix")
     web_host: str = Field("127.0.0.1", description="worker HTTP bind address (0.0.0.0 in containers)")
-    web_port: int = Field(6066, description="worker HTTP port (/metrics, /health, /ready, /ops)")
+    web_port: int = Field(6066, description="worker HTTP port (/metrics, /health, /ready, /ops, /api/v1)")
+    web_advertised_host: str | None = Field(
+        None,
+        description="the host other workers reach this one at, for the API's table routing (a pod's DNS "
+        "name); default: CRM_ERP_WEB_HOST",
+    )
     web_token: SecretStr | None = Field(
         None, description="bearer token /ops and /metrics require when set (/health and /ready stay open); never logged"
     )

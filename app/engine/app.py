@@ -22,7 +22,7 @@ def build_app(settings: Settings) -> App:
         topic_replication_factor=1,
         table_standby_replicas=0,
         web_bind=settings.web_host,
-        web_host=settings.web_host,
+        web_host=settings.web_advertised_host or settings.web_host,  # the URL the assignor gives peers
         web_port=settings.web_port,
         web_in_thread=False,
         web_tables_enabled=False,  # table contents are customer data
