@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from app.settings import REPO_ROOT
 
 TOPICS_DIR = REPO_ROOT / "topics"
+PROFILES = TOPICS_DIR / "profiles.toml"
 Compatibility = Literal[
     "BACKWARD", "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE", "FULL", "FULL_TRANSITIVE", "NONE"
 ]
@@ -27,6 +28,7 @@ class TopicSpec(BaseModel):
     name: str
     description: str
     partitions: int = Field(gt=0)
+    partitions_fixed: bool = Field(False, description="the partition count is part of the design: profiles keep it")
     replication: int = Field(gt=0)
     cleanup_policy: Literal["delete", "compact", "compact,delete"]
     retention_ms: int | None = None
@@ -59,9 +61,76 @@ class TopicSpec(BaseModel):
         return wanted
 
 
+class TopicOverride(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    partitions: int | None = Field(None, gt=0)
+    replication: int | None = Field(None, gt=0)
+    retention_ms: int | None = None
+
+
+class Profile(BaseModel):
+    """An environment's replication, min.insync.replicas and partitions (topics/profiles.toml)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    replication: int = Field(gt=0)
+    min_insync_replicas: int = Field(gt=0)
+    partitions: int = Field(gt=0)
+    topic: dict[str, TopicOverride] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _isr_fits(self) -> Profile:
+        if self.min_insync_replicas > self.replication:
+            raise ValueError(f"profile {self.name}: min_insync_replicas exceeds replication")
+        return self
+
+    def applied(self, specs: tuple[TopicSpec, ...] | list[TopicSpec]) -> tuple[TopicSpec, ...]:
+        """The catalog as this environment creates it: service-owned topics take the profile's
+        partitions, replication and min.insync.replicas (and their own overrides); producer-owned
+        topics are left as the producer has them."""
+        unknown = set(self.topic) - {s.name for s in specs}
+        if unknown:
+            raise ValueError(f"profile {self.name}: overrides for topics not in the catalog: {sorted(unknown)}")
+        out = []
+        for spec in specs:
+            if spec.owned_by == "producer":
+                out.append(spec)
+                continue
+            o = self.topic.get(spec.name) or TopicOverride(partitions=None, replication=None)
+            replication = o.replication or self.replication
+            out.append(
+                spec.model_copy(
+                    update={
+                        "partitions": spec.partitions if spec.partitions_fixed else (o.partitions or self.partitions),
+                        "replication": replication,
+                        "retention_ms": o.retention_ms if o.retention_ms is not None else spec.retention_ms,
+                        "config": {
+                            **spec.config,
+                            "min.insync.replicas": str(min(self.min_insync_replicas, replication)),
+                        },
+                    }
+                )
+            )
+        return tuple(out)
+
+
+def load_profiles(path: Path = PROFILES) -> dict[str, Profile]:
+    data = tomllib.loads(path.read_text())
+    return {name: Profile(name=name, **body) for name, body in data.items()}
+
+
+def profile(name: str, path: Path = PROFILES) -> Profile:
+    profiles = load_profiles(path)
+    if name not in profiles:
+        raise ValueError(f"no topic profile {name!r} in {path} (there are: {', '.join(sorted(profiles))})")
+    return profiles[name]
+
+
 def load(directory: Path = TOPICS_DIR) -> list[TopicSpec]:
     specs: list[TopicSpec] = []
-    for path in sorted(directory.glob("*.toml")):
+    for path in sorted(p for p in directory.glob("*.toml") if p != directory / PROFILES.name):
         doc = tomllib.loads(path.read_text())
         for entry in doc.get("topic", []):
             specs.append(
@@ -84,3 +153,8 @@ def spec(name: str) -> TopicSpec:
         if s.name == name:
             return s
     raise KeyError(f"{name} is not in the topic catalog")
+
+
+def internal_partitions(topic_partitions: int | None, profile_name: str) -> int:
+    """Partitions of the worker's tables and internal topics: the setting, else the profile's."""
+    return topic_partitions or profile(profile_name).partitions

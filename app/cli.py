@@ -32,15 +32,19 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _topics(args: argparse.Namespace) -> int:
-    from app.catalog import default_catalog
+    from app.catalog import default_catalog, profile
     from app.ops import topics_admin
 
     s = get_settings()
+    specs = profile(args.profile or s.topic_profile).applied(default_catalog())
     if args.action == "apply":
-        changes = topics_admin.apply(s, default_catalog())
+        refused: list[str] = []
+        changes = topics_admin.apply(s, specs, refused=refused)
         print(f"{len(changes)} change(s)" if changes else "catalog and cluster agree; nothing to do")
-        return 0
-    drift = topics_admin.check(s, default_catalog())
+        if refused:
+            print(f"{len(refused)} difference(s) left for an operator (above)")
+        return 1 if refused else 0
+    drift = topics_admin.check(s, specs)
     for d in drift:
         print(d)
     print(f"{len(drift)} difference(s)" if drift else "catalog and cluster agree")
@@ -416,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     topics = sub.add_parser("topics", help="apply the topic catalog to the cluster, or check it for drift")
     topics.add_argument("action", choices=["apply", "check"])
+    topics.add_argument(
+        "--profile", help="environment profile in topics/profiles.toml (default: CRM_ERP_TOPIC_PROFILE)"
+    )
     topics.set_defaults(func=_topics)
 
     schemas = sub.add_parser("schemas", help="schema governance against the registry")

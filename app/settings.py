@@ -99,7 +99,13 @@ class Settings(BaseSettings):
         256,
         description="most bytes one fetch takes from an input partition (KiB): with the buffer, what a backlog holds",
     )
-    topic_partitions: int = Field(4, description="partitions of the service's internal topics")
+    topic_partitions: int | None = Field(
+        None, description="partitions of the service's internal topics and tables (default: the topic profile's)"
+    )
+    topic_profile: str = Field("local", description="environment profile of topics/profiles.toml the topics follow")
+    allow_under_replicated: bool = Field(
+        False, description="start even when catalog topics are replicated below the topic profile's replication"
+    )
     # 32/16 keeps one worker under 300 MB at 200 000 events (288 MB; 345 MB with 96/32, which ran 6 %
     # faster in that pair of runs): docs/performance.md, 7 Dec 2026. More memory buys a little speed.
     rocksdb_cache_mb: int = Field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.catalog import internal_partitions, profile
 from app.engine.credentials import faust_broker, faust_credentials
 from app.engine.producer import App
 from app.engine.stream_topic import StreamTopic
@@ -10,6 +11,8 @@ from app.settings import Settings
 
 
 def build_app(settings: Settings) -> App:
+    """The Faust app; its internal topics (changelogs, repartition) take the topic profile's replication."""
+    replication = profile(settings.topic_profile).replication
     return App(  # faust.App sending through librdkafka: app/engine/producer.py
         settings.app_id,
         broker=faust_broker(settings),
@@ -18,8 +21,8 @@ def build_app(settings: Settings) -> App:
         datadir=str(settings.data_dir),
         origin="app",
         autodiscover=False,
-        topic_partitions=settings.topic_partitions,
-        topic_replication_factor=1,
+        topic_partitions=internal_partitions(settings.topic_partitions, settings.topic_profile),
+        topic_replication_factor=replication,
         table_standby_replicas=0,
         web_bind=settings.web_host,
         web_host=settings.web_advertised_host or settings.web_host,  # the URL the assignor gives peers

@@ -17,6 +17,7 @@ import sys
 
 import faust
 
+from app.catalog import internal_partitions
 from app.cdc import messages
 from app.domain.changes import Lineage
 from app.engine.bench_work import DEALS, REFERENCE, REFERENCES_ENV, Work
@@ -32,7 +33,7 @@ def build(s: Settings, references: int) -> faust.App:
         store="rocksdb://",
         datadir=str(s.data_dir),
         autodiscover=False,
-        topic_partitions=s.topic_partitions,
+        topic_partitions=internal_partitions(s.topic_partitions, s.topic_profile),
         topic_replication_factor=1,
         consumer_auto_offset_reset="earliest",
         broker_commit_interval=s.commit_interval_s,
@@ -45,7 +46,8 @@ def build(s: Settings, references: int) -> faust.App:
         *[s.topic(f"crm.public.{t}") for t in (*REFERENCE, *DEALS)], key_serializer="raw", value_serializer="raw"
     )
     rekeyed = app.topic(s.topic("sync.deal-changes"), key_serializer="raw", value_serializer="raw")
-    deals = app.Table("cap-deals", key_type=bytes, value_type=bytes, partitions=s.topic_partitions)
+    partitions = internal_partitions(s.topic_partitions, s.topic_profile)
+    deals = app.Table("cap-deals", key_type=bytes, value_type=bytes, partitions=partitions)
     outputs: dict[str, faust.TopicT] = {}
 
     def output(name: str) -> faust.TopicT:

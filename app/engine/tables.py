@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import faust
 
+from app.catalog import internal_partitions, profile
 from app.engine.table import Table
 from app.settings import Settings
 
@@ -20,13 +21,17 @@ class Tables:
     """Every table of the worker, declared on ``app`` once at start-up."""
 
     def __init__(self, app: faust.App, settings: Settings) -> None:
+        env = profile(settings.topic_profile)
+        changelog_config = {"min.insync.replicas": str(min(env.min_insync_replicas, env.replication))}
+
         def table(name: str, help_: str) -> Table:
             return app.Table(  # type: ignore[return-value]  # the app's Table class is ours (app/engine/app.py)
                 name,
                 key_type=bytes,  # bytes types make Faust use the raw codec for the store and the changelog
                 value_type=bytes,
-                partitions=settings.topic_partitions,
+                partitions=internal_partitions(settings.topic_partitions, settings.topic_profile),
                 options=ROCKSDB_OPTIONS,
+                extra_topic_configs=changelog_config,  # the profile's durability for the changelog too
                 help=help_,
             )
 

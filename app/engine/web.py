@@ -21,6 +21,7 @@ from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from app.catalog import internal_partitions
 from app.client_config import secret
 from app.domain.exceptions import escalation
 from app.engine import api
@@ -138,7 +139,8 @@ def register(engine: Engine) -> None:
                 stuck_partitions=tuple(ready["stuck_partitions"]),
                 quarantine_blocked=tuple(f"{k}: {v}" for k, v in ready["quarantine_blocked"].items()),
                 table_partitions=tuple(sorted(tp.partition for tp in actives if tp.topic == topic)),
-                total_table_partitions=ledger.partitions or settings.topic_partitions,
+                total_table_partitions=ledger.partitions
+                or internal_partitions(settings.topic_partitions, settings.topic_profile),
                 events_processed=_total(metrics.events_consumed),
                 commands_emitted=_total(metrics.commands_emitted),
                 worker=f"{settings.web_host}:{settings.web_port}",

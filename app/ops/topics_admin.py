@@ -1,4 +1,13 @@
-"""``crm-erp-sync topics apply|check``: the catalog applied to the cluster as code, idempotently."""
+"""``crm-erp-sync topics apply|check``: the catalog applied to the cluster as code, idempotently.
+
+The catalog comes through an environment profile (``app.catalog.Profile``): partitions,
+replication and ``min.insync.replicas`` per environment. ``apply`` creates missing topics and sets
+configs; it never adds partitions to an existing topic (every topic here is keyed: more partitions
+move keys to other partitions, so a deal's or an account's later messages would overtake its
+earlier ones and its table rows would sit in a partition that no longer receives them), and it
+cannot change an existing topic's replication (that is a partition reassignment). Both are
+reported, with what to do.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +20,6 @@ from confluent_kafka.admin import (
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
-    NewPartitions,
     NewTopic,
 )
 
@@ -33,16 +41,17 @@ class Drift:
         return f"{self.topic}: {self.what} is {self.cluster} on the cluster, {self.catalog} in the catalog"
 
 
-def _describe(admin: AdminClient, names: list[str]) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
-    """Partition counts and topic configs of the ``names`` that exist."""
+def _describe(admin: AdminClient, names: list[str]) -> tuple[dict[str, int], dict[str, int], dict[str, dict[str, str]]]:
+    """Partition counts, replication factors and topic configs of the ``names`` that exist."""
     meta = admin.list_topics(timeout=TIMEOUT_S).topics
     partitions = {n: len(meta[n].partitions) for n in names if n in meta}
+    replication = {n: min(len(p.replicas) for p in meta[n].partitions.values()) for n in partitions}
     configs: dict[str, dict[str, str]] = {}
     if partitions:
         futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, n) for n in partitions])
         for res, fut in futures.items():
             configs[res.name] = {k: v.value for k, v in fut.result(timeout=TIMEOUT_S).items()}
-    return partitions, configs
+    return partitions, replication, configs
 
 
 def check(s: Settings, specs: list[TopicSpec] | tuple[TopicSpec, ...]) -> list[Drift]:
@@ -50,7 +59,7 @@ def check(s: Settings, specs: list[TopicSpec] | tuple[TopicSpec, ...]) -> list[D
     A producer-owned topic is judged by its existence only: its partitions and configs are the producer's."""
     admin = admin_client(s)
     names = {s.topic(t.name): t for t in specs}
-    partitions, configs = _describe(admin, list(names))
+    partitions, replication, configs = _describe(admin, list(names))
     drift: list[Drift] = []
     for name, spec in names.items():
         if name not in partitions:
@@ -60,6 +69,8 @@ def check(s: Settings, specs: list[TopicSpec] | tuple[TopicSpec, ...]) -> list[D
             continue
         if partitions[name] != spec.partitions:
             drift.append(Drift(name, "partitions", str(spec.partitions), str(partitions[name])))
+        if replication[name] != spec.replication:
+            drift.append(Drift(name, "replication", str(spec.replication), str(replication[name])))
         for key, want in spec.broker_config().items():
             have = configs[name].get(key)
             if have != want:
@@ -67,20 +78,43 @@ def check(s: Settings, specs: list[TopicSpec] | tuple[TopicSpec, ...]) -> list[D
     return drift
 
 
-def apply(s: Settings, specs: list[TopicSpec] | tuple[TopicSpec, ...], say=print) -> list[str]:
-    """Create missing topics, add partitions, set configs; returns what changed (empty: nothing to do)."""
+def apply(
+    s: Settings, specs: list[TopicSpec] | tuple[TopicSpec, ...], say=print, refused: list[str] | None = None
+) -> list[str]:
+    """Create missing topics and set configs; returns what changed (empty: nothing to do). What it
+    leaves for an operator (partitions, replication, a topic the cluster refused) goes to ``refused``."""
     admin = admin_client(s)
     changes: list[str] = []
+    refused = refused if refused is not None else []
     for d in check(s, specs):
         spec = next(t for t in specs if s.topic(t.name) == d.topic)
         if d.what == "existence":
             new = NewTopic(d.topic, spec.partitions, spec.replication, config=spec.broker_config())
-            _wait(admin.create_topics([new]), tolerate="TOPIC_ALREADY_EXISTS")
-        elif d.what == "partitions":
-            if spec.partitions < int(d.cluster):
-                say(f"! {d.topic}: cannot shrink from {d.cluster} to {spec.partitions} partitions; left as is")
+            try:
+                _wait(admin.create_topics([new]), tolerate="TOPIC_ALREADY_EXISTS")
+            except KafkaException as exc:
+                refused.append(f"{d.topic}: not created: {exc.args[0].str()}")
+                say(f"! {refused[-1]}")
                 continue
-            _wait(admin.create_partitions([NewPartitions(d.topic, spec.partitions)]))
+        elif d.what == "partitions":
+            why = (
+                f"! {d.topic}: {d.cluster} partitions on the cluster, {d.catalog} in the profile: left as is. "
+                f"Its key ({spec.key}) decides the partition; "
+                + ("Kafka cannot remove partitions." if int(d.catalog) < int(d.cluster) else
+                   "more partitions would move keys, so a key's next messages could overtake its earlier ones and "
+                   "its table rows would stay where the key no longer arrives. Create a new topic with the new count "
+                   "and move its producers and the workers to it (docs/operations.md, Topic profiles).")
+            )  # fmt: skip
+            refused.append(why.removeprefix("! "))
+            say(why)
+            continue
+        elif d.what == "replication":
+            refused.append(
+                f"{d.topic}: replication {d.cluster} on the cluster, {d.catalog} in the profile: "
+                "reassign its partitions (kafka-reassign-partitions); apply does not move replicas"
+            )
+            say(f"! {refused[-1]}")
+            continue
         else:
             res = ConfigResource(
                 ConfigResource.Type.TOPIC,
