@@ -70,7 +70,7 @@ def test_topics_apply_creates_a_missing_cdc_topic_but_never_reconfigures_the_pro
         fut.result(30)
     assert topics_admin.check(sandbox.settings, [spec]) == []
     assert topics_admin.apply(sandbox.settings, [spec], say=lambda _: None) == []
-    partitions, configs = topics_admin._describe(admin, [name])
+    partitions, _, configs = topics_admin._describe(admin, [name])
     assert (partitions[name], configs[name]["cleanup.policy"]) == (2, "compact")
     other = next(s for s in default_catalog() if s.name == "crm.public.account")
     assert topics_admin.apply(sandbox.settings, [other], say=lambda _: None) == [
