@@ -87,17 +87,15 @@ class Profile(BaseModel):
         return self
 
     def applied(self, specs: tuple[TopicSpec, ...] | list[TopicSpec]) -> tuple[TopicSpec, ...]:
-        """The catalog as this environment creates it: service-owned topics take the profile's
-        partitions, replication and min.insync.replicas (and their own overrides); producer-owned
-        topics are left as the producer has them."""
+        """The catalog as this environment creates it: topics take the profile's partitions,
+        replication and min.insync.replicas (and their own overrides). For a producer-owned topic these
+        only matter when ``topics apply`` creates a missing one (a local or test setup standing in for
+        the producer); an existing one is left as the producer has it."""
         unknown = set(self.topic) - {s.name for s in specs}
         if unknown:
             raise ValueError(f"profile {self.name}: overrides for topics not in the catalog: {sorted(unknown)}")
         out = []
         for spec in specs:
-            if spec.owned_by == "producer":
-                out.append(spec)
-                continue
             o = self.topic.get(spec.name) or TopicOverride(partitions=None, replication=None)
             replication = o.replication or self.replication
             out.append(

@@ -7,13 +7,17 @@ import datetime as dt
 import sys
 
 from app.domain.errors import ServiceError
-from app.settings import get_settings
+from app.settings import get_settings, local_bootstrap
 
 
 def _platform(args: argparse.Namespace) -> int:
     from app.platform import local
 
     s = get_settings()
+    if args.brokers is not None:
+        s = s.model_copy(
+            update={"kafka_brokers": args.brokers, "kafka_bootstrap": local_bootstrap(s.kafka_port, args.brokers)}
+        )
     if args.action == "up":
         local.up(s, with_cdc=args.with_cdc)
     elif args.action == "down":
@@ -415,6 +419,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--with-cdc",
         action="store_true",
         help="up: also a CRM in PostgreSQL and Kafka Connect running Debezium into the CDC topics",
+    )
+    plat.add_argument(
+        "--brokers",
+        type=int,
+        choices=range(1, 10),
+        metavar="N",
+        help="KRaft nodes of the local cluster (default CRM_ERP_KAFKA_BROKERS, 1); 3 for the production profile",
     )
     plat.set_defaults(func=_platform)
 

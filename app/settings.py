@@ -18,6 +18,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+BROKER_PORT_STEP = 100  # node k of a local cluster listens on node 1's ports + BROKER_PORT_STEP·(k-1)
+
+
+def local_bootstrap(port: int, brokers: int) -> str:
+    """Every node of the local cluster: a client that starts while one is down still finds the others."""
+    return ",".join(f"127.0.0.1:{port + BROKER_PORT_STEP * k}" for k in range(brokers))
+
+
 class Settings(BaseSettings):
     # hide_input_in_errors: a model-level error would otherwise print every raw input, passwords included
     model_config = SettingsConfigDict(env_prefix="CRM_ERP_", frozen=True, extra="ignore", hide_input_in_errors=True)
@@ -191,7 +199,14 @@ class Settings(BaseSettings):
     platform_config_dir: Path = Field(
         REPO_ROOT / "local-platform", description="server.properties, log config and pom.xml"
     )
-    kafka_port: int = Field(19092, description="local broker PLAINTEXT port")
+    kafka_brokers: int = Field(
+        1,
+        ge=1,
+        le=9,
+        description="brokers of the local KRaft cluster (3: `platform up --brokers 3`, each a broker and a "
+        "controller; node k listens on node 1's ports + 100·(k-1))",
+    )
+    kafka_port: int = Field(19092, description="local broker PLAINTEXT port (node 1's)")
     kafka_sasl_ssl_port: int = Field(19094, description="local broker SASL_SSL (SCRAM-SHA-512) port")
     kafka_ssl_port: int = Field(19095, description="local broker SSL port; a client certificate is required")
     controller_port: int = Field(19093, description="local KRaft controller port")
@@ -218,8 +233,10 @@ class Settings(BaseSettings):
     def _addresses_follow_local_ports(cls, data: Any) -> Any:
         """Moving the local platform's ports moves the default addresses with them."""
         if isinstance(data, dict):
-            if "kafka_bootstrap" not in data and "kafka_port" in data:
-                data = {**data, "kafka_bootstrap": f"127.0.0.1:{data['kafka_port']}"}
+            if "kafka_bootstrap" not in data and ("kafka_port" in data or "kafka_brokers" in data):
+                port = int(data.get("kafka_port", 19092))
+                brokers = int(data.get("kafka_brokers", 1))
+                data = {**data, "kafka_bootstrap": local_bootstrap(port, brokers)}
             if "registry_url" not in data and "registry_port" in data:
                 data = {**data, "registry_url": f"http://127.0.0.1:{data['registry_port']}/apis/ccompat/v7"}
         return data

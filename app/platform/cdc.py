@@ -32,7 +32,7 @@ from app.platform import fetch
 from app.platform.errors import PlatformError
 from app.platform.java import find_java
 from app.platform.processes import Tracked, port_open, wait_until_answers
-from app.settings import REPO_ROOT, Settings
+from app.settings import REPO_ROOT, Settings, local_bootstrap
 
 POSTGRES_READY_S = 60
 CONNECT_READY_S = 120
@@ -238,7 +238,7 @@ def _start_connect(s: Settings, lay: CdcLayout, say) -> None:
         props = lay.connect_dir / "worker.properties"
         props.write_text(
             Template((config / "worker.properties").read_text()).substitute(
-                bootstrap=f"127.0.0.1:{s.kafka_port}",
+                bootstrap=local_bootstrap(s.kafka_port, s.kafka_brokers),
                 connect_port=s.connect_port,
                 plugin_path=lay.plugins,
                 offsets_file=lay.connect_dir / "offsets.dat",

@@ -21,10 +21,28 @@ from app.platform import cdc, fetch, tls
 from app.platform.errors import PlatformError
 from app.platform.java import find_java
 from app.platform.processes import Tracked, port_open, wait_until_answers
-from app.settings import Settings
+from app.settings import BROKER_PORT_STEP, Settings, local_bootstrap
 
 KAFKA_READY_S = 90
 REGISTRY_READY_S = 240
+
+
+@dataclass(frozen=True)
+class Node:
+    """One KRaft node of the local cluster: a broker and a controller in one JVM, with its own ports,
+    data and pid file. Node 1 has the configured ports; node k those + ``BROKER_PORT_STEP``·(k-1)."""
+
+    node_id: int
+    port: int
+    controller_port: int
+    sasl_ssl_port: int
+    ssl_port: int
+    dir: Path
+    proc: Tracked
+
+    @property
+    def props(self) -> Path:
+        return self.dir / "server.properties"
 
 
 @dataclass(frozen=True)
@@ -43,7 +61,10 @@ class Layout:
 
     @property
     def kafka_dir(self) -> Path:
-        return self.root / "kafka"
+        """The cluster's folder: ``kafka`` for one node (as before clusters existed), ``kafka-<n>`` for n,
+        so a single node's data never meets a three-voter quorum."""
+        n = self.settings.kafka_brokers
+        return self.root / ("kafka" if n == 1 else f"kafka-{n}")
 
     @property
     def registry_dir(self) -> Path:
@@ -59,24 +80,54 @@ class Layout:
         return tls.SecureFiles(self.root / "secure")
 
     @property
-    def kafka(self) -> Tracked:
-        return Tracked("kafka", self.root / "kafka.pid", str(self.kafka_dir / "server.properties"))
+    def nodes(self) -> list[Node]:
+        s, n = self.settings, self.settings.kafka_brokers
+        found = []
+        for k in range(1, n + 1):
+            step = BROKER_PORT_STEP * (k - 1)
+            folder = self.kafka_dir if n == 1 else self.kafka_dir / f"node-{k}"
+            name, pid_file = (
+                ("kafka", self.root / "kafka.pid") if n == 1 else (f"kafka-{k}", self.root / f"kafka-{n}-node-{k}.pid")
+            )
+            found.append(
+                Node(
+                    node_id=k,
+                    port=s.kafka_port + step,
+                    controller_port=s.controller_port + step,
+                    sasl_ssl_port=s.kafka_sasl_ssl_port + step,
+                    ssl_port=s.kafka_ssl_port + step,
+                    dir=folder,
+                    proc=Tracked(name, pid_file, str(folder / "server.properties")),
+                )
+            )
+        return found
+
+    def node_logs(self, node: Node) -> Path:
+        return self.logs / ("kafka" if self.settings.kafka_brokers == 1 else f"kafka-{node.node_id}")
+
+    @property
+    def bootstrap(self) -> str:
+        """Every node's PLAINTEXT listener."""
+        return local_bootstrap(self.settings.kafka_port, self.settings.kafka_brokers)
+
+    def started_kafka(self) -> list[Tracked]:
+        """Every broker process ``up`` started, whatever cluster size it was started with."""
+        return [Tracked.recorded(path.stem, path) for path in sorted(self.root.glob("kafka*.pid"))]
 
     @property
     def registry(self) -> Tracked:
         return Tracked("registry", self.root / "registry.pid", f"-Dquarkus.http.port={self.settings.registry_port}")
 
 
-def kafka_answers(bootstrap: str, timeout: float = 3.0) -> bool:
-    """True when a broker answers a metadata request."""
+def kafka_answers(bootstrap: str, timeout: float = 3.0, brokers: int = 1) -> bool:
+    """True when a broker answers a metadata request that lists at least ``brokers`` live brokers."""
     from confluent_kafka.admin import AdminClient
 
     admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0, "socket.timeout.ms": 2000})
     try:
-        admin.list_topics(timeout=timeout)
+        return len(admin.list_topics(timeout=timeout).brokers) >= brokers
     except Exception:
         return False
-    return True
 
 
 def registry_answers(url: str, timeout: float = 3.0) -> bool:
@@ -96,83 +147,86 @@ def new_cluster_id(uuid4: Callable[[], uuid.UUID] = uuid.uuid4) -> str:
             return cluster_id
 
 
+def _render(s: Settings, lay: Layout, node: Node, secure: tls.SecureFiles) -> None:
+    n = s.kafka_brokers
+    voters = ",".join(f"{m.node_id}@127.0.0.1:{m.controller_port}" for m in lay.nodes)
+    rendered = Template((s.platform_config_dir / "server.properties").read_text()).substitute(
+        node_id=node.node_id,
+        quorum_voters=voters,
+        kafka_port=node.port,
+        controller_port=node.controller_port,
+        sasl_ssl_port=node.sasl_ssl_port,
+        ssl_port=node.ssl_port,
+        data_dir=node.dir / "data",
+        secure_dir=secure.dir,
+        keystore_password=secure.broker_keystore_password.read_text().strip(),
+        replication=min(n, 3),
+        min_isr=min(n, 2) if n > 1 else 1,
+    )
+    node.dir.mkdir(parents=True, exist_ok=True)
+    node.props.touch(mode=0o600)  # it holds the broker's key store password
+    node.props.chmod(0o600)
+    node.props.write_text(rendered)
+
+
+def _start_node(s: Settings, lay: Layout, node: Node, cluster_id: str, say) -> None:
+    for port, var in (
+        (node.port, "KAFKA_PORT"),
+        (node.controller_port, "CONTROLLER_PORT"),
+        (node.sasl_ssl_port, "KAFKA_SASL_SSL_PORT"),
+        (node.ssl_port, "KAFKA_SSL_PORT"),
+    ):
+        if port_open(port):
+            raise PlatformError(f"port {port} is taken by a process we did not start; set CRM_ERP_{var}")
+    libs = fetch.kafka_libs(lay.cache, s.platform_config_dir / "pom.xml")
+    java = find_java(17)
+    _render(s, lay, node, tls.ensure(lay.secure.dir))
+    log_opts = [
+        f"-Dkafka.logs.dir={lay.node_logs(node)}",
+        f"-Dlog4j2.configurationFile={s.platform_config_dir / 'log4j2.yaml'}",
+    ]
+    classpath = ["-cp", f"{libs}/*"]
+    fmt = subprocess.run(
+        [java, *log_opts, *classpath, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+         "-c", str(node.props), "--ignore-formatted"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )  # fmt: skip
+    if fmt.returncode != 0:
+        raise PlatformError(f"formatting the KRaft log dir of {node.proc.name} failed:\n{fmt.stdout}{fmt.stderr}")
+    heap = s.kafka_heap
+    pid = node.proc.start(
+        [java, f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true", *log_opts, *classpath,
+         "kafka.Kafka", str(node.props)],
+        lay.logs / f"{node.proc.name}.out",
+        node.dir,
+    )  # fmt: skip
+    say(f"{node.proc.name:<9} started (pid {pid}) on 127.0.0.1:{node.port}")
+
+
 def _start_kafka(s: Settings, lay: Layout, say) -> None:
-    bootstrap = f"127.0.0.1:{s.kafka_port}"
-    if lay.kafka.pid() is not None:
-        say(f"kafka     already running (pid {lay.kafka.pid()})")
-    else:
-        for port, var in (
-            (s.kafka_port, "KAFKA_PORT"),
-            (s.kafka_sasl_ssl_port, "KAFKA_SASL_SSL_PORT"),
-            (s.kafka_ssl_port, "KAFKA_SSL_PORT"),
-        ):
-            if port_open(port):
-                raise PlatformError(f"port {port} is taken by a process we did not start; set CRM_ERP_{var}")
-        libs = fetch.kafka_libs(lay.cache, s.platform_config_dir / "pom.xml")
-        java = find_java(17)
-        data = lay.kafka_dir / "data"
-        props = lay.kafka_dir / "server.properties"
-        lay.kafka_dir.mkdir(parents=True, exist_ok=True)
-        secure = tls.ensure(lay.secure.dir)
-        template = Template((s.platform_config_dir / "server.properties").read_text())
-        rendered = template.substitute(
-            kafka_port=s.kafka_port,
-            controller_port=s.controller_port,
-            sasl_ssl_port=s.kafka_sasl_ssl_port,
-            ssl_port=s.kafka_ssl_port,
-            data_dir=data,
-            secure_dir=secure.dir,
-            keystore_password=secure.broker_keystore_password.read_text().strip(),
-        )
-        props.touch(mode=0o600)  # it holds the broker's key store password
-        props.chmod(0o600)
-        props.write_text(rendered)
-        cluster_file = lay.kafka_dir / "cluster-id"
-        if not cluster_file.exists():
-            cluster_file.write_text(new_cluster_id())
-        log_opts = [
-            f"-Dkafka.logs.dir={lay.logs / 'kafka'}",
-            f"-Dlog4j2.configurationFile={s.platform_config_dir / 'log4j2.yaml'}",
-        ]
-        classpath = ["-cp", f"{libs}/*"]
-        fmt = subprocess.run(
-            [
-                java,
-                *log_opts,
-                *classpath,
-                "kafka.tools.StorageTool",
-                "format",
-                "-t",
-                cluster_file.read_text().strip(),
-                "-c",
-                str(props),
-                "--ignore-formatted",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if fmt.returncode != 0:
-            raise PlatformError(f"formatting the KRaft log dir failed:\n{fmt.stdout}{fmt.stderr}")
-        heap = s.kafka_heap
-        pid = lay.kafka.start(
-            [
-                java,
-                f"-Xms{heap}",
-                f"-Xmx{heap}",
-                "-XX:+UseG1GC",
-                "-Djava.awt.headless=true",
-                *log_opts,
-                *classpath,
-                "kafka.Kafka",
-                str(props),
-            ],
-            lay.logs / "kafka.out",
-            lay.kafka_dir,
-        )
-        say(f"kafka     started (pid {pid}), waiting for it to answer…")
+    """Start every node that is not running (all of them before waiting: a cluster's controllers need
+    their quorum to answer), then wait until the cluster lists every broker."""
+    lay.kafka_dir.mkdir(parents=True, exist_ok=True)
+    cluster_file = lay.kafka_dir / "cluster-id"
+    if not cluster_file.exists():
+        cluster_file.write_text(new_cluster_id())
+    for node in lay.nodes:
+        if node.proc.pid() is not None:
+            say(f"{node.proc.name:<9} already running (pid {node.proc.pid()})")
+        else:
+            _start_node(s, lay, node, cluster_file.read_text().strip(), say)
+    for node in lay.nodes:
+        log = lay.node_logs(node) / "server.log"
+        wait_until_answers(node.proc.name, lambda: kafka_answers(lay.bootstrap), node.proc, KAFKA_READY_S, log)
+    first = lay.nodes[0]
     wait_until_answers(
-        "kafka", lambda: kafka_answers(bootstrap), lay.kafka, KAFKA_READY_S, lay.logs / "kafka" / "server.log"
+        "kafka",
+        lambda: kafka_answers(lay.bootstrap, brokers=s.kafka_brokers),
+        first.proc,
+        KAFKA_READY_S,
+        lay.node_logs(first) / "server.log",
     )
     if not port_open(s.kafka_sasl_ssl_port):
         say(
@@ -195,7 +249,7 @@ def ensure_scram_user(s: Settings) -> str:
     if not files.scram_password.exists():
         raise PlatformError(f"{files.scram_password} is missing: `crm-erp-sync platform down` then `up` recreates it")
     password = files.scram_password.read_bytes().strip()
-    admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{s.kafka_port}", "log_level": 0})
+    admin = AdminClient({"bootstrap.servers": Layout(s).bootstrap, "log_level": 0})
     upsert = UserScramCredentialUpsertion(
         tls.SCRAM_USER, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, 8192), password
     )
@@ -251,7 +305,7 @@ def _start_registry(s: Settings, lay: Layout, say) -> None:
         if s.registry_storage == "kafkasql":
             storage = [
                 "-Dapicurio.storage.kind=kafkasql",
-                f"-Dapicurio.kafkasql.bootstrap.servers=127.0.0.1:{s.kafka_port}",
+                f"-Dapicurio.kafkasql.bootstrap.servers={lay.bootstrap}",
             ]
         elif s.registry_storage != "mem":
             raise PlatformError(f"CRM_ERP_REGISTRY_STORAGE must be kafkasql or mem, not {s.registry_storage!r}")
@@ -285,13 +339,18 @@ def _start_registry(s: Settings, lay: Layout, say) -> None:
 
 
 def up(s: Settings, say=print, with_cdc: bool = False) -> None:
-    """Start what is not running and wait until both answer; a no-op when the platform is up.
+    """Start what is not running and wait until all answer; a no-op when the platform is up.
     ``with_cdc``: PostgreSQL and Kafka Connect with Debezium too (app/platform/cdc.py)."""
     lay = Layout(s)
     lay.cache.mkdir(parents=True, exist_ok=True)
     _start_kafka(s, lay, say)
     _start_registry(s, lay, say)
-    say(f"kafka     127.0.0.1:{s.kafka_port}")
+    say(f"kafka     {lay.bootstrap}")
+    if s.kafka_brokers > 1:
+        say(
+            f"cluster   {s.kafka_brokers} nodes, internal topics replicated {min(s.kafka_brokers, 3)}; for the "
+            f"service: export CRM_ERP_KAFKA_BROKERS={s.kafka_brokers} CRM_ERP_TOPIC_PROFILE=production"
+        )
     if port_open(s.kafka_sasl_ssl_port):
         say(
             f"secure    SASL_SSL 127.0.0.1:{s.kafka_sasl_ssl_port} (SCRAM-SHA-512 user {tls.SCRAM_USER}), "
@@ -303,22 +362,35 @@ def up(s: Settings, say=print, with_cdc: bool = False) -> None:
         cdc.up(s, say)
 
 
+def stop_kafka(s: Settings, say=print) -> None:
+    """Stop every broker ``up`` started, one node or a cluster."""
+    procs = Layout(s).started_kafka()
+    for proc in procs:
+        say(f"{proc.name:<9} {'stopped' if proc.stop() else 'was not running'}")
+    if not procs:
+        say("kafka     was not running")
+
+
 def down(s: Settings, say=print) -> None:
     """Stop exactly the processes ``up`` started (clients before what they use: Connect, PostgreSQL,
-    the registry, the broker)."""
+    the registry, the brokers)."""
     cdc.down(s, say)
     lay = Layout(s)
-    for proc in (lay.registry, lay.kafka):
-        say(f"{proc.name:<9} {'stopped' if proc.stop() else 'was not running'}")
+    say(f"{lay.registry.name:<9} {'stopped' if lay.registry.stop() else 'was not running'}")
+    stop_kafka(s, say)
 
 
 def status(s: Settings, say=print) -> bool:
-    """Print each component's state; True when both answer."""
+    """Print each component's state; True when all answer."""
     lay = Layout(s)
-    k_ok = kafka_answers(f"127.0.0.1:{s.kafka_port}", timeout=2)
+    k_ok = kafka_answers(lay.bootstrap, timeout=2, brokers=s.kafka_brokers)
     r_ok = registry_answers(f"http://127.0.0.1:{s.registry_port}/apis/ccompat/v7", timeout=2)
+    rows = [
+        (node.proc, node.proc.pid() is not None and port_open(node.port), f"127.0.0.1:{node.port}")
+        for node in lay.nodes
+    ]
     for proc, ok, addr in (
-        (lay.kafka, k_ok, f"127.0.0.1:{s.kafka_port}"),
+        *rows,
         (lay.registry, r_ok, f"http://127.0.0.1:{s.registry_port}/apis/ccompat/v7"),
     ):
         pid = proc.pid()
@@ -329,5 +401,6 @@ def status(s: Settings, say=print) -> bool:
 
 def logs(s: Settings, say=print) -> None:
     lay = Layout(s)
-    for path in (lay.logs / "kafka" / "server.log", lay.logs / "kafka.out", lay.logs / "registry.log"):
+    paths = [p for node in lay.nodes for p in (lay.node_logs(node) / "server.log", lay.logs / f"{node.proc.name}.out")]
+    for path in (*paths, lay.logs / "registry.log"):
         say(f"{path}{'' if path.exists() else '  (not yet written)'}")

@@ -64,6 +64,16 @@ class Tracked:
             return False
         return state != "Z"
 
+    @classmethod
+    def recorded(cls, name: str, pid_file: Path) -> Tracked:
+        """The process a pid file names, its marker the last argument it was started with (a JVM's
+        properties file): how ``down`` finds what an ``up`` with other settings started."""
+        try:
+            marker = str(json.loads(pid_file.read_text())["cmd"][-1])
+        except (OSError, ValueError, KeyError, IndexError):
+            marker = "\0"  # matches no command line: the file is stale
+        return cls(name, pid_file, marker)
+
     def pid(self) -> int | None:
         """The pid if the recorded process is still ours and alive (a reused pid is not ours)."""
         pid = self._recorded()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 import uuid
@@ -12,7 +14,7 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from app.client_config import kafka_config
 from app.ops import bench
 from app.platform import local
-from app.settings import Settings
+from app.settings import BROKER_PORT_STEP, Settings, local_bootstrap
 from tests.support.kafka import Sandbox, free_port
 
 CRM_TOPICS = [f"crm.public.{t}" for t in bench.CRM]
@@ -100,37 +102,60 @@ def wait_all_committed(sandbox: Sandbox, names: list[str], timeout: float) -> No
         time.sleep(1)
 
 
+def _free_ports(count: int, brokers: int) -> list[int]:
+    """``count`` node-1 ports whose ``BROKER_PORT_STEP`` offsets for every other node are free too."""
+    found: list[int] = []
+    while len(found) < count:
+        port = free_port()
+        block = [port + BROKER_PORT_STEP * k for k in range(brokers)]
+        if port not in found and not any(local.port_open(p) or p > 65535 for p in block[1:]):
+            found.append(port)
+    return found
+
+
 class PrivateBroker:
-    """A second single-node KRaft broker on free ports with its own data, sharing the jar cache.
+    """A private KRaft broker, or a cluster of ``brokers`` nodes, on free ports with its own data,
+    sharing the jar cache.
 
     Started with ``app.platform.local``'s own start-up (same server.properties, same jars), so it is the
-    broker the tests normally use, only private: a test may stop and restart it without disturbing
-    anyone else on the shared platform. The schema registry stays the shared one (it keeps schemas in
-    the shared broker, not in this one).
+    platform the tests normally use, only private: a test may stop, kill and restart it without
+    disturbing anyone else on the shared platform. The schema registry stays the shared one (it keeps
+    schemas in the shared broker, not in this one).
     """
 
-    def __init__(self, base: Settings, root: Path) -> None:
+    def __init__(self, base: Settings, root: Path, brokers: int = 1, heap: str = "256m") -> None:
         root.mkdir(parents=True, exist_ok=True)
         cache = root / "cache"
         if not cache.exists():
             cache.symlink_to(local.Layout(base).cache.resolve(), target_is_directory=True)
-        port = free_port()
+        port, controller, sasl_ssl, ssl = _free_ports(4, brokers)
         self.settings = base.model_copy(
             update={
                 "platform_dir": root,
+                "kafka_brokers": brokers,
                 "kafka_port": port,
-                "kafka_bootstrap": f"127.0.0.1:{port}",
-                "controller_port": free_port(),
-                "kafka_sasl_ssl_port": free_port(),
-                "kafka_ssl_port": free_port(),
-                "kafka_heap": "256m",
+                "kafka_bootstrap": local_bootstrap(port, brokers),
+                "controller_port": controller,
+                "kafka_sasl_ssl_port": sasl_ssl,
+                "kafka_ssl_port": ssl,
+                "kafka_heap": heap,
+                "topic_profile": "production" if brokers >= 3 else base.topic_profile,
             }
         )
         self.layout = local.Layout(self.settings)
 
     def start(self) -> None:
+        """Start every node that is not running and wait until the cluster lists them all."""
         local._start_kafka(self.settings, self.layout, say=lambda _: None)
 
     def stop(self) -> None:
         """SIGTERM (a controlled shutdown), SIGKILL only if it has not stopped within 30 s."""
-        self.layout.kafka.stop()
+        local.stop_kafka(self.settings, say=lambda _: None)
+
+    def kill(self, node_id: int) -> None:
+        """``kill -9`` one node: no controlled shutdown, no leadership handed over."""
+        pid = self.layout.nodes[node_id - 1].proc.pid()
+        assert pid is not None, f"node {node_id} is not running"
+        os.kill(pid, signal.SIGKILL)
+        while self.layout.nodes[node_id - 1].proc.pid() is not None:
+            time.sleep(0.1)

@@ -19,7 +19,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient, topic_subject_
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from app.catalog import default_catalog
+from app.catalog import default_catalog, profile
 from app.client_config import kafka_config, registry_config, security_env
 from app.contracts import default_index
 from app.ops import schemas_admin, topics_admin
@@ -66,7 +66,7 @@ class Sandbox:
         specs = [s for s in default_catalog() if s.name in names]
         missing = set(names) - {s.name for s in specs}
         assert not missing, f"not in the catalog: {missing}"
-        topics_admin.apply(self.settings, specs, say=lambda _: None)
+        topics_admin.apply(self.settings, profile(self.settings.topic_profile).applied(specs), say=lambda _: None)
         schemas_admin.register(self.settings, specs, default_index(), say=lambda _: None)
 
     def drop(self) -> None:
@@ -124,6 +124,7 @@ class Sandbox:
             CRM_ERP_REGISTRY_URL=s.registry_url,
             CRM_ERP_TOPIC_PREFIX=s.topic_prefix,
             CRM_ERP_APP_ID=s.app_id,
+            CRM_ERP_TOPIC_PROFILE=s.topic_profile,
             CRM_ERP_DATA_DIR=str(s.data_dir),
             CRM_ERP_WEB_PORT=str(s.web_port),
             CRM_ERP_VALIDATION_GRACE_S="1",
