@@ -92,6 +92,13 @@ class Settings(BaseSettings):
     session_timeout_s: float = Field(
         10.0, description="consumer session timeout: how soon a dead worker's partitions move"
     )
+    standby_replicas: int = Field(
+        0,
+        ge=0,
+        description="standby copies of each table partition other workers keep from its changelog: a worker "
+        "taking over a dead peer's partition recovers only what its standby had not read yet (with n workers, "
+        "at most n-1)",
+    )
     stall_after_s: float = Field(
         120.0, description="an input partition with lag whose committed offset has not moved this long is stuck"
     )

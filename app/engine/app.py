@@ -23,7 +23,7 @@ def build_app(settings: Settings) -> App:
         autodiscover=False,
         topic_partitions=internal_partitions(settings.topic_partitions, settings.topic_profile),
         topic_replication_factor=replication,
-        table_standby_replicas=0,
+        table_standby_replicas=settings.standby_replicas,
         web_bind=settings.web_host,
         web_host=settings.web_advertised_host or settings.web_host,  # the URL the assignor gives peers
         web_port=settings.web_port,

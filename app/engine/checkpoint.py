@@ -122,9 +122,9 @@ class BufferedStore(Store):
         return sum(1 for _ in self._iteritems())
 
     def prefixed(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """The rows whose key starts with ``prefix``, in every open partition, reading RocksDB from the
-        first such key on and no further."""
-        for partition, db in list(self._dbs.items()):
+        """The rows whose key starts with ``prefix``, in every active partition (not the standbys this
+        worker keeps for its peers), reading RocksDB from the first such key on and no further."""
+        for partition, db in list(self._active()):
 
             def stored(db: Any = db) -> Iterator[tuple[bytes, bytes]]:
                 for key, value in db.items(from_key=prefix):

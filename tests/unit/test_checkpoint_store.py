@@ -93,6 +93,18 @@ def test_prefixed_merges_the_stored_and_the_unwritten_rows(table: Table) -> None
     assert sorted(table.prefixed(b"\x1f")) == [(b"\x1fnew", b"n"), (b"\x1fold", b"o")]
 
 
+def test_prefixed_and_iteration_leave_out_the_standby_partitions_kept_for_peers(table: Table) -> None:
+    """A standby partition's RocksDB is open on this worker, but its outbox rows are its owner's to
+    re-send and prune: the keyed runner must not index them as its own."""
+    store: BufferedStore = table.data
+    store.write(0, {b"\x1fmine": b"m"}, 1)
+    store.write(1, {b"\x1fpeer": b"p"}, 1)  # as Faust's standby recovery writes a peer's rows
+    topic = table.changelog_topic_name
+    table.app.assignor.assigned_actives = lambda: {TP(topic, 0)}  # type: ignore[method-assign]
+    assert list(table.prefixed(b"\x1f")) == [(b"\x1fmine", b"m")]
+    assert dict(table.items()) == {b"\x1fmine": b"m"}
+
+
 def test_a_revoked_partition_keeps_no_rows_in_memory(table: Table) -> None:
     store: BufferedStore = table.data
     with event_in(0):
