@@ -141,6 +141,16 @@ class Settings(BaseSettings):
     integration_crm_user: str = Field(
         "005-integration", description="CRM user the service writes as: its changes never become ERP commands"
     )
+    salesforce_integration_client: str | None = Field(
+        "crm-erp-sync",
+        description="API client id the service's Salesforce write-backs use: Salesforce change events whose "
+        "changeOrigin names it (client=<id>) never become ERP commands; empty: none are suppressed",
+    )
+    salesforce_topics: list[str] = Field(
+        default_factory=list,
+        description="more topics carrying Salesforce change events, by full name (e.g. one topic a connector writes "
+        "every channel to), read beside the catalog's salesforce.* topics",
+    )
     max_discount_percent: float = Field(30.0, description="largest discount off the price book before rejection")
     amount_tolerance: float = Field(0.01, description="allowed difference between header and line amounts")
     validation_grace_s: float = Field(

@@ -216,7 +216,15 @@ def _decimal(c: WriterColumn) -> Reader | bool | None:
     return False
 
 
+def _whole(value: Any) -> int:
+    if value != int(value):
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(value)
+
+
 def _integer(c: WriterColumn) -> Reader | bool | None:
+    if c.semantic is None and c.avro in ("float", "double"):
+        return _whole  # Salesforce number fields are doubles, whole ones included
     return None if c.avro in ("int", "long") and c.semantic is None else False
 
 

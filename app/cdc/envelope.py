@@ -23,20 +23,20 @@ from app.domain.errors import ReasonCode, SyncError
 _RAW_OPS = {"c": Op.UPSERT, "u": Op.UPSERT, "r": Op.UPSERT, "d": Op.DELETE, "t": Op.TRUNCATE}
 
 
-def _records(node: Any, out: dict[str, dict[str, Any]], ns: str | None = None) -> None:
+def named_records(node: Any, out: dict[str, dict[str, Any]], ns: str | None = None) -> None:
     """Every record defined in a schema, by full and by short name (later uses refer by name)."""
     if isinstance(node, list):
         for branch in node:
-            _records(branch, out, ns)
+            named_records(branch, out, ns)
     elif isinstance(node, dict):
         if node.get("type") == "record":
             name, here = node["name"], node.get("namespace", ns)
             full = name if "." in name or not here else f"{here}.{name}"
             out[full] = out[full.rsplit(".", 1)[-1]] = node
             for f in node["fields"]:
-                _records(f["type"], out, full.rpartition(".")[0] or None)
+                named_records(f["type"], out, full.rpartition(".")[0] or None)
         elif isinstance(node.get("type"), (dict, list)):
-            _records(node["type"], out, ns)
+            named_records(node["type"], out, ns)
 
 
 def is_raw_envelope(schema: dict[str, Any]) -> bool:
@@ -49,7 +49,7 @@ def row_record(schema: dict[str, Any]) -> dict[str, Any]:
     if not is_raw_envelope(schema):
         return schema
     found: dict[str, dict[str, Any]] = {}
-    _records(schema, found)
+    named_records(schema, found)
     after = next(f["type"] for f in schema["fields"] if f["name"] == "after")
     for branch in after if isinstance(after, list) else [after]:
         if isinstance(branch, dict) and branch.get("type") == "record":

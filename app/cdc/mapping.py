@@ -7,7 +7,10 @@ that writer (app/cdc/columns.py), or the problems that make the schema unreadabl
 compiled once per writer schema, so a row costs one dict lookup and one call per field.
 
 Debezium's ``__debezium_unavailable_value`` placeholder of an unchanged TOAST column is reported
-as *unavailable*, so the caller keeps the previous value instead of overwriting it.
+as *unavailable*, so the caller keeps the previous value instead of overwriting it
+(``app.domain.changes.keep``); the
+Salesforce adapter marks the fields a partial update did not send the same way. An address with
+only some parts unavailable reports those as ``<field>.<part>``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from app.settings import get_settings
 MAPPINGS_DIR = Path(__file__).resolve().parent.parent / "mappings" / "crm"
 UNAVAILABLE = "__debezium_unavailable_value"
 _UNAVAILABLE_BYTES = UNAVAILABLE.encode()
-_ADDRESS_PARTS = ("street", "city", "postal_code", "country")
+ADDRESS_PARTS = ("street", "city", "postal_code", "country")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +67,11 @@ class FieldRule:
     def parse(cls, name: str, rule: Any, tables: dict[str, dict[str, str]]) -> FieldRule:
         if isinstance(rule, str):
             rule = {"column": rule}
-        if "address" in rule:
-            cols = tuple(f"{rule['address']}{p}" for p in _ADDRESS_PARTS)
+        if "address" in rule:  # a prefix, and the four parts' column suffixes in ADDRESS_PARTS' order
+            parts = rule.get("parts", ADDRESS_PARTS)
+            if len(parts) != len(ADDRESS_PARTS):
+                raise ValueError(f"{name}: an address names {len(ADDRESS_PARTS)} parts ({', '.join(ADDRESS_PARTS)})")
+            cols = tuple(f"{rule['address']}{p}" for p in parts)
             return cls(name, cols, Meaning.TEXT, optional=bool(rule.get("optional")), address=True)
         values = tables[rule["values"]] if "values" in rule else None
         meaning = Meaning(rule.get("as", "text"))
@@ -80,6 +86,7 @@ class TableMapping:
 
     def __init__(self, spec: dict[str, Any]) -> None:
         self.table: str = spec["table"]
+        self.entity: str | None = spec.get("entity")  # the Salesforce object a Salesforce mapping reads
         self.version: int = int(spec["version"])
         self.id_column: str = spec.get("id", "id")
         tables: dict[str, dict[str, str]] = spec.get("values", {})
@@ -119,15 +126,18 @@ class TableMapping:
     @staticmethod
     def _step(rule: FieldRule, columns: dict[str, WriterColumn]) -> Step:
         if rule.address:
-            parts = list(zip(_ADDRESS_PARTS, rule.columns, strict=True))
+            parts = list(zip(ADDRESS_PARTS, rule.columns, strict=True))
             for col in rule.columns:
                 if col in columns:
                     reader(columns[col], Meaning.TEXT)
 
             def address(row: dict[str, Any]) -> Any:
                 values = {p: row.get(col) for p, col in parts}
-                if any(_is_unavailable(v) for v in values.values()):
+                missing = [p for p, v in values.items() if _is_unavailable(v)]
+                if len(missing) == len(values):
                     return _Unavailable
+                if missing:  # some parts sent, some not: the caller keeps the previous value of those
+                    return {p: _Unavailable if p in missing else v for p, v in values.items()}
                 return values if any(v is not None for v in values.values()) else None
 
             return address
@@ -182,6 +192,9 @@ class RowReader:
                 raise SyncError(ReasonCode.MAPPING_ERROR, f"{m.table}.{name} (mapping v{m.version}): {exc!r}") from exc
             if value is _Unavailable:
                 unavailable.add(name)
+            elif isinstance(value, dict) and _Unavailable in value.values():  # an address sent in part
+                unavailable.update(f"{name}.{p}" for p, v in value.items() if v is _Unavailable)
+                out[name] = {p: v for p, v in value.items() if v is not _Unavailable}
             else:
                 out[name] = value
         return Mapped(str(row_id), out, frozenset(unavailable))

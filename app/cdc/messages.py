@@ -19,6 +19,7 @@ from app.domain.customer_links import CustomerLink
 from app.domain.feedback.lifecycle import ErpEvent, ErpKind
 from app.domain.orders.decide import DealChange
 from app.domain.orders.renewals import RenewalSeen
+from app.domain.orders.resync import SourceGap
 
 
 def _default(value: Any) -> Any:
@@ -42,10 +43,35 @@ def deal_change(opp: str, change: RowChange, lineage: Lineage) -> bytes:
             "unavailable": sorted(change.unavailable),
             "lsn": change.position.lsn,
             "ts_ms": change.position.ts_ms,
+            **(
+                {"commit": change.position.commit, "seq": change.position.seq}
+                if change.position.commit is not None
+                else {}
+            ),
             "snapshot": change.snapshot,
+            **({} if change.full else {"partial": True}),
+            **({"by_integration": True} if change.by_integration else {}),
             "lineage": [lineage.topic, lineage.partition, lineage.offset, lineage.schema_id, lineage.source_ts_ms],
         }
     )
+
+
+def gap(opp: str, record_id: str, position: Position, lineage: Lineage) -> bytes:
+    """A Salesforce gap in one of the deal's records (app/domain/orders/resync.py)."""
+    p = position
+    return dumps(
+        {
+            "opp": opp,
+            "gap": {"id": record_id, "lsn": p.lsn, "ts_ms": p.ts_ms, "commit": p.commit, "seq": p.seq},
+            "lineage": [lineage.topic, lineage.partition, lineage.offset, lineage.schema_id, lineage.source_ts_ms],
+        }
+    )
+
+
+def barrier(position: Position) -> bytes:
+    """A Salesforce overflow of an entity on the reference topic (``resync:<table>``): every worker holds it."""
+    p = position
+    return dumps({"lsn": p.lsn, "ts_ms": p.ts_ms, "commit": p.commit, "seq": p.seq, "deleted": False, "fields": {}})
 
 
 def recheck(opp: str) -> bytes:
@@ -70,9 +96,13 @@ def erp_event(event: ErpEvent) -> bytes:
     )
 
 
-def parse_deal_change(value: bytes, topic: str, delivery: str) -> DealChange | ErpEvent | RenewalSeen:
+def parse_deal_change(value: bytes, topic: str, delivery: str) -> DealChange | ErpEvent | RenewalSeen | SourceGap:
     """Read a deal-changes message; ``delivery`` is the coordinates it was read at."""
     m = orjson.loads(value)
+    if "gap" in m:
+        g = m["gap"]
+        position = Position(g["lsn"], g["ts_ms"], g["commit"], g["seq"])
+        return SourceGap(m["opp"], g["id"], position, Lineage(*m["lineage"]), delivery)
     if "renewal" in m:
         r = m["renewal"]
         return RenewalSeen(m["opp"], r["id"], r["stage"], Lineage(*m["lineage"]))
@@ -96,14 +126,18 @@ def parse_deal_change(value: bytes, topic: str, delivery: str) -> DealChange | E
         m["id"],
         m["fields"],
         frozenset(m["unavailable"]),
-        Position(m["lsn"], m["ts_ms"]),
+        Position(m["lsn"], m["ts_ms"], m.get("commit"), m.get("seq")),
         m["snapshot"],
+        not m.get("partial", False),
+        m.get("by_integration", False),
     )
     return DealChange(m["opp"], change, Lineage(*m["lineage"]), delivery)
 
 
 def reference(change: RowChange, fields: dict[str, Any], deleted: bool) -> bytes:
-    return dumps({"lsn": change.position.lsn, "ts_ms": change.position.ts_ms, "deleted": deleted, "fields": fields})
+    p = change.position
+    salesforce = {"commit": p.commit, "seq": p.seq} if p.commit is not None else {}
+    return dumps({"lsn": p.lsn, "ts_ms": p.ts_ms, **salesforce, "deleted": deleted, "fields": fields})
 
 
 def link(value: CustomerLink) -> bytes:

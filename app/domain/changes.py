@@ -16,11 +16,15 @@ class Op(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """Where a change sits in the source's commit order: the LSN when the source gives one,
-    otherwise the source timestamp (coarser: two changes in one millisecond look equal)."""
+    """Where a change sits in the source's commit order: the LSN when the source gives one
+    (Debezium); Salesforce's commit time, then its transaction's commit number and the change's
+    sequence number in it; otherwise the source timestamp (coarser: two changes in one millisecond
+    look equal)."""
 
     lsn: int | None
     ts_ms: int
+    commit: int | None = None  # Salesforce: commitNumber (the transaction's system change number)
+    seq: int | None = None  # Salesforce: sequenceNumber (the change's place in its transaction)
 
     def after(self, other: Position | None) -> bool:
         """True when this change is newer than ``other`` (None: nothing applied yet)."""
@@ -28,10 +32,20 @@ class Position:
             return True
         if self.lsn is not None and other.lsn is not None:
             return self.lsn > other.lsn
+        if self.commit is not None and other.commit is not None:
+            return (self.ts_ms, self.commit, self.seq or 0) > (other.ts_ms, other.commit, other.seq or 0)
         return self.ts_ms > other.ts_ms
 
     def label(self) -> str:
-        return f"lsn:{self.lsn}" if self.lsn is not None else f"ts:{self.ts_ms}"
+        if self.lsn is not None:
+            return f"lsn:{self.lsn}"
+        if self.commit is not None:
+            return f"scn:{self.commit}.{self.seq or 0}"
+        return f"ts:{self.ts_ms}"
+
+    def key(self) -> tuple[int | None, int, int | None, int | None]:
+        """What the internal topics carry: ``Position(*key)`` reads it back."""
+        return (self.lsn, self.ts_ms, self.commit, self.seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +54,11 @@ class RowChange:
     op: Op
     row_id: str
     fields: dict[str, Any]  # canonical fields of the row after the change (before, for deletes)
-    unavailable: frozenset[str]  # fields whose value Debezium did not send (keep the previous one)
+    unavailable: frozenset[str]  # fields whose value the source did not send (keep the previous one)
     position: Position
     snapshot: bool
+    full: bool = True  # the whole row (Debezium; a Salesforce create); False: a partial update
+    by_integration: bool = False  # made by the integration's own API client (Salesforce changeOrigin)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +92,19 @@ class Lineage:
     @property
     def coordinates(self) -> str:
         return f"{self.topic}/{self.partition}/{self.offset}"
+
+
+def keep(fields: dict[str, Any], unavailable: frozenset[str], previous: dict[str, Any] | None) -> dict[str, Any]:
+    """``fields`` with each unavailable field (or address part, ``bill_to.city``) taken from ``previous``."""
+    if not unavailable or previous is None:
+        return fields
+    out = dict(fields)
+    for name in unavailable:
+        field, _, part = name.partition(".")
+        if not part:
+            if field in previous:
+                out[field] = previous[field]
+        elif isinstance(out.get(field), dict):
+            before = previous.get(field) or {}
+            out[field] = {**out[field], part: before.get(part)}
+    return out

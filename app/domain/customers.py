@@ -76,7 +76,7 @@ def upsert_customer(
 ) -> dict[str, Any] | None:
     """The CustomerCommand value for an account change, or None when the ERP has nothing to learn
     (``sent``: the view the ERP was last sent, None if none)."""
-    if account.last_modified_by == integration_user:
+    if change.by_integration or account.last_modified_by == integration_user:
         return None  # our own write-back (e.g. the ERP customer number): never echo it
     view = erp_view(change.row_id, account)
     if sent == view:

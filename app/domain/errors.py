@@ -41,6 +41,7 @@ class ReasonCode(StrEnum):
     MISSING_PRICE_BOOK_ENTRY = "MISSING_PRICE_BOOK_ENTRY"
     UNKNOWN_ACCOUNT = "UNKNOWN_ACCOUNT"
     CUSTOMER_NOT_LINKED = "CUSTOMER_NOT_LINKED"
+    AWAITING_RESYNC = "AWAITING_RESYNC"  # the source lost a change of the deal's records: waits for a full image
     # the ERP refused a command
     ERP_REJECTED = "ERP_REJECTED"
     # a CRM truncate: reported, never applied as a mass delete

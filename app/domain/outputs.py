@@ -71,6 +71,11 @@ class RenewalRequest(Output):
 
 
 @dataclass(frozen=True, slots=True)
+class ResyncRequest(Output):
+    """Ask for CRM records (or a whole entity) to be published again in full: a gap in the source."""
+
+
+@dataclass(frozen=True, slots=True)
 class RenewalNotice(Output):
     """A renewal opportunity's stage, for the deal it renews (through the deal topic): internal JSON."""
 

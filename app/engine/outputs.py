@@ -30,7 +30,11 @@ from app.observe import metrics
 
 log = logging.getLogger(__name__)
 
-SOURCE_DOMAINS = ("crm-cdc", "erp-events")  # topics the CRM's CDC and the ERP write; the worker only reads them
+SOURCE_DOMAINS = (
+    "crm-cdc",
+    "salesforce-cdc",
+    "erp-events",
+)  # topics the CRM's CDC and the ERP write; the worker only reads them
 # room left in the producer's request for the batch around the largest record an output may be
 BATCH_OVERHEAD = 16 * 1024
 

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from app.domain.changes import Position
 from app.domain.customer_links import CustomerLink
 from app.domain.orders.references import Account, Product
 
@@ -38,7 +39,8 @@ class ReferenceStore:
         self._products: dict[str, Product] = {}
         self._prices: dict[str, Decimal] = {}
         self._links: dict[str, CustomerLink] = {}
-        self._positions: dict[str, tuple[int | None, int]] = {}
+        self._barriers: dict[str, Position] = {}
+        self._positions: dict[str, Position] = {}
         self.ready = threading.Event()
         self.records_applied = 0
 
@@ -61,6 +63,9 @@ class ReferenceStore:
     def product(self, product_id: str) -> Product | None:
         return self._products.get(product_id)
 
+    def resync_barrier(self, table: str) -> Position | None:
+        return self._barriers.get(table)
+
     def list_price(self, product_id: str, currency: str) -> Decimal | None:
         return self._prices.get(f"{product_id}|{currency}")
 
@@ -73,9 +78,9 @@ class ReferenceStore:
             self._positions.pop(key, None)
             return
         record = orjson.loads(value)
-        pos = (record.get("lsn"), int(record.get("ts_ms") or 0))
+        pos = Position(record.get("lsn"), int(record.get("ts_ms") or 0), record.get("commit"), record.get("seq"))
         held = self._positions.get(key)
-        if held is not None and _not_newer(pos, held):
+        if held is not None and not pos.after(held):
             return
         self._positions[key] = pos
         if record.get("deleted"):
@@ -88,6 +93,8 @@ class ReferenceStore:
             self._prices[ident] = Decimal(record["fields"]["list_price"])
         elif kind == "link":
             self._links[ident] = CustomerLink.model_validate(record["fields"])
+        elif kind == "resync":
+            self._barriers[ident] = pos
         self.records_applied += 1
 
     def _drop(self, kind: str, ident: str) -> None:
@@ -96,14 +103,9 @@ class ReferenceStore:
             "product": self._products,
             "price": self._prices,
             "link": self._links,
+            "resync": self._barriers,
         }
         tables.get(kind, {}).pop(ident, None)
-
-
-def _not_newer(pos: tuple[int | None, int], held: tuple[int | None, int]) -> bool:
-    if pos[0] is not None and held[0] is not None:
-        return pos[0] <= held[0]
-    return pos[1] <= held[1]
 
 
 class ReferenceFollower(threading.Thread):

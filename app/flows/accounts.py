@@ -23,7 +23,7 @@ import datetime as dt
 import orjson
 
 from app.cdc import messages
-from app.domain.changes import Lineage, Op, RowChange
+from app.domain.changes import Lineage, Op, RowChange, keep
 from app.domain.customer_links import account_update
 from app.domain.customers import MERGE, customer_outputs, retire_customer, upsert_customer
 from app.domain.orders.references import Account, References
@@ -57,8 +57,8 @@ def step(
         writes = put(tables, VIEWS, key, None) + put(tables, VIEWS, f"ownership|{change.row_id}".encode(), None)
         gone = Message("sync.reference-data", reference_key, messages.reference(change, {}, True))
         return Step(writes, [gone, *customer_outputs(command, change.row_id, lineage, now)], command)
-    kept = {k: getattr(previous, k) for k in change.unavailable} if previous else {}
-    account = Account.model_validate({**change.fields, **kept})
+    base = previous.model_dump() if previous is not None else None
+    account = Account.model_validate(keep(change.fields, change.unavailable, base))
     merged_into = account.merged_into if account.merged_into != change.row_id else None
     if merged_into:
         command = retire_customer(change, sent, merged_into, refs.account(merged_into), lineage, now)
@@ -99,7 +99,7 @@ def _ownership(
     alerts = OpenAlerts.model_validate_json(raw) if raw else OpenAlerts()
     conflicts = [] if link is None else crm_edit_conflicts(account, link, ownership.erp_owned)
     user = account.last_modified_by
-    by_us = user == integration_user
+    by_us = change.by_integration or user == integration_user
     why = f"CRM user {user or 'unknown'} edited account {change.row_id}"
     outputs = judge(change.row_id, alerts, conflicts, CRM_EDIT_FIELDS, now, why, open_new=not by_us)
     restore = [c for c in conflicts if ownership.rules.action(c.field) == "restore"]

@@ -17,8 +17,9 @@ from app.domain.feedback.fold import on_erp_event
 from app.domain.feedback.lifecycle import ErpEvent
 from app.domain.orders import renewals
 from app.domain.orders.deal import DealState
-from app.domain.orders.decide import DealChange, Decision, Outcome, decide, on_renewal, retention, waiting_for
+from app.domain.orders.decide import DealChange, Decision, Outcome, decide, on_gap, on_renewal, retention, waiting_for
 from app.domain.orders.renewals import RenewalSeen
+from app.domain.orders.resync import SourceGap
 from app.domain.orders.validation import Policy
 from app.domain.parity.rules import next_check_ms
 from app.flows.alerts import OPEN_ALERTS, alert_writes
@@ -35,7 +36,9 @@ class Context:
     now: dt.datetime
 
 
-def step(tables: Tables, key: bytes, item: DealChange | ErpEvent | RenewalSeen, delivery: str, ctx: Context) -> Step:
+def step(
+    tables: Tables, key: bytes, item: DealChange | ErpEvent | RenewalSeen | SourceGap, delivery: str, ctx: Context
+) -> Step:
     """``delivery``: where the item was read (topic/partition/offset). ``Step.info`` is the ``Decision``."""
     raw = tables[DEALS].get(key)
     state = DealState.model_validate_json(raw) if raw else None
@@ -46,6 +49,8 @@ def step(tables: Tables, key: bytes, item: DealChange | ErpEvent | RenewalSeen, 
             return Step([], [], decision)
     elif isinstance(item, ErpEvent):
         decision = on_erp_event(state, item, delivery, ctx.policy, ctx.now, ctx.references)
+    elif isinstance(item, SourceGap):
+        decision = on_gap(state, item, ctx.references, ctx.policy, ctx.now)
     else:
         decision = decide(state, item, ctx.references, ctx.policy, ctx.now)
     new = decision.state

@@ -63,6 +63,8 @@ REASON_IN_WORDS: dict[str, str] = {
     R.MISSING_PRICE_BOOK_ENTRY: "A product has no price in the deal's currency yet; the deal waits for it.",
     R.UNKNOWN_ACCOUNT: "The deal's account has not reached the service yet; the deal waits for it.",
     R.CUSTOMER_NOT_LINKED: "The account is not linked to an ERP customer yet; the deal waits for it.",
+    R.AWAITING_RESYNC: "The CRM source lost a change of the deal's records (a Salesforce gap or overflow); "
+    "the deal waits for their full state, requested on crm.commands.resync.",
     R.ERP_REJECTED: "The ERP refused the sales order.",
     R.TRUNCATE_NOT_APPLIED: "Someone emptied a whole CRM table; the service did not delete anything and reports it.",
     R.UNEXPECTED_ERROR: "Something nobody foresaw went wrong with this message; it was set aside for a person.",

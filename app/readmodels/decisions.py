@@ -20,7 +20,7 @@ from app.domain.customer_links import CustomerLink
 from app.domain.exceptions.taxonomy import classify
 from app.domain.feedback.lifecycle import ErpView, order_status
 from app.domain.fx import Rates
-from app.domain.orders import renewals
+from app.domain.orders import renewals, resync
 from app.domain.orders.deal import DealState
 from app.domain.orders.references import Account
 from app.domain.orders.validation import Policy, validate
@@ -83,6 +83,9 @@ class DealStatus(_Model):
     service_activated: bool
     customer_accepted: bool
     renewal: RenewalView | None
+    awaiting_resync: list[str] = Field(
+        default_factory=list, description="records whose change the CRM source lost (a Salesforce gap), until resynced"
+    )
 
 
 class CreditStatus(StrEnum):
@@ -156,6 +159,7 @@ def deal_status(state: DealState) -> DealStatus:
             OpenAlert(alert_id=a.alert_id, kind=a.kind, severity=a.severity, opened_at=_instant(a.opened_at_ms))
             for a in sorted(state.alerts.values(), key=lambda a: a.alert_id)
         ],
+        awaiting_resync=sorted(state.resync),
         service_activated=erp.activated_at_ms is not None,
         customer_accepted=erp.customer_accepted_at_ms is not None,
         renewal=None
@@ -242,7 +246,7 @@ def check(state: DealState, refs: Any, policy: Policy, now: dt.datetime, rates: 
                               "arrived", owner_team="integration-platform", waits_for_dependency=True))  # fmt: skip
     else:
         failures, _ = validate(header, state.lines, refs, policy, now.date())
-        for f in failures:
+        for f in [*failures, *resync.failures(state, refs)]:
             c = classify(f.reason)
             reasons.append(
                 Reason(

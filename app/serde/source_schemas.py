@@ -21,6 +21,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from app.catalog import TopicSpec
+from app.cdc import salesforce
 from app.cdc.columns import row_columns
 from app.cdc.envelope import row_record
 from app.cdc.mapping import mapping_for
@@ -68,6 +69,22 @@ def judge_value(table: str, subject: str, version: int, schema_id: int, schema: 
     except SyncError as exc:
         problems = (exc.detail,)
     return VersionVerdict(subject, version, schema_id, problems)
+
+
+def judge_salesforce(entity: str, subject: str, version: int, schema_id: int, schema: dict) -> VersionVerdict:
+    """Can the entity's Salesforce mapping read change events written with ``schema``? (The key is the
+    connector's: the adapter reads record ids from the header.)"""
+    mapping = salesforce.mappings().get(entity)
+    if mapping is None:
+        return VersionVerdict(subject, version, schema_id, (f"no Salesforce mapping for entity {entity!r}",))
+    fields = {f["name"]: f for f in schema.get("fields", [])} if isinstance(schema, dict) else {}
+    if salesforce.HEADER not in fields:
+        return VersionVerdict(subject, version, schema_id, (f"no {salesforce.HEADER} field: not a change event",))
+    header = salesforce.header_fields(schema)
+    missing = [f for f in salesforce.HEADER_NEEDS if f not in header]
+    problems = tuple(f"{salesforce.HEADER} has no {f!r}" for f in missing)
+    columns, _ = salesforce.flatten_columns(schema)
+    return VersionVerdict(subject, version, schema_id, problems + mapping.reader(columns).problems)
 
 
 def judge_key(table: str, subject: str, version: int, schema_id: int, schema: dict) -> VersionVerdict:
@@ -120,6 +137,11 @@ class SourceChecker:
             if spec.owned_by != "producer":
                 continue
             topic = self.settings.topic(spec.name)
+            if spec.domain == "salesforce-cdc":  # salesforce.<Entity>ChangeEvent
+                entity = spec.name.rsplit(".", 1)[1].removesuffix("ChangeEvent")
+                versions = self._subject(entity, f"{topic}-value", judge_salesforce)
+                verdicts.append(SourceVerdict(topic, entity, tuple(versions)))
+                continue
             table = spec.name.rsplit(".", 1)[1]
             versions = self._subject(table, f"{topic}-value", judge_value)
             versions += self._subject(table, f"{topic}-key", judge_key)

@@ -22,6 +22,7 @@ class FakeReferences:
     products: dict[str, Product] = field(default_factory=dict)
     prices: dict[tuple[str, str], Decimal] = field(default_factory=dict)
     links: dict[str, CustomerLink] = field(default_factory=dict)
+    barriers: dict[str, Position] = field(default_factory=dict)
 
     def account(self, account_id):
         return self.accounts.get(account_id)
@@ -34,6 +35,9 @@ class FakeReferences:
 
     def link(self, account_id):
         return self.links.get(account_id)
+
+    def resync_barrier(self, table):
+        return self.barriers.get(table)
 
 
 def references(linked: bool = True) -> FakeReferences:

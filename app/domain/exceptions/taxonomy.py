@@ -75,6 +75,7 @@ TAXONOMY: dict[R, Classification] = {
     R.MISSING_PRICE_BOOK_ENTRY: Classification(T.DEPENDENCY_MISSING, S.MEDIUM, "product-ops", 60),
     R.UNKNOWN_ACCOUNT: Classification(T.DEPENDENCY_MISSING, S.MEDIUM, "sales-ops", 60),
     R.CUSTOMER_NOT_LINKED: Classification(T.DEPENDENCY_MISSING, S.MEDIUM, "finance-ops", 60),
+    R.AWAITING_RESYNC: Classification(T.DEPENDENCY_MISSING, S.HIGH, "crm-platform", 60),
     R.ERP_REJECTED: Classification(T.ERP_REJECTION, S.HIGH, "order-management", 4 * 60, customer_facing=True),
     R.TRUNCATE_NOT_APPLIED: Classification(T.DATA_VALIDATION, S.CRITICAL, "crm-platform", 60),
     R.MESSAGE_TOO_LARGE: Classification(T.POISON_INPUT, S.HIGH, "integration-platform", 4 * 60),

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from app.domain.changes import Position, RowChange
+from app.domain.changes import Position, RowChange, keep
 from app.domain.feedback.lifecycle import AlertRef, ErpView
 from app.domain.owner_alerts import OpenAlerts
 
@@ -75,13 +75,15 @@ class Line(_Model):
 class Pos(_Model):
     lsn: int | None
     ts_ms: int
+    commit: int | None = None
+    seq: int | None = None
 
     @classmethod
     def of(cls, p: Position) -> Pos:
-        return cls(lsn=p.lsn, ts_ms=p.ts_ms)
+        return cls(lsn=p.lsn, ts_ms=p.ts_ms, commit=p.commit, seq=p.seq)
 
     def position(self) -> Position:
-        return Position(self.lsn, self.ts_ms)
+        return Position(self.lsn, self.ts_ms, self.commit, self.seq)
 
 
 class OrderRef(_Model):
@@ -134,6 +136,9 @@ class DealState(_Model):
     renewal: Renewal | None = None  # a won deal with a contract term: the renewal it expects
     renewals: dict[str, str] = Field(default_factory=dict)  # renewal opportunity id -> its stage (DELETED)
     owner_alerts: OpenAlerts = Field(default_factory=OpenAlerts)  # OWNERSHIP_CONFLICT alerts on the deal
+    # holes a source that loses changes leaves (app/domain/orders/resync.py): record id -> position
+    full_pos: dict[str, Pos] = Field(default_factory=dict)  # last full image, while partial updates followed it
+    resync: dict[str, Pos] = Field(default_factory=dict)  # a lost change: waits for a full image newer than it
 
 
 def source_ts_ms(state: DealState, item_ts_ms: int | None) -> int | None:
@@ -146,6 +151,5 @@ def source_ts_ms(state: DealState, item_ts_ms: int | None) -> int | None:
 
 def merge(model: type[_Model], previous: _Model | None, change: RowChange) -> Any:
     """The row after ``change``: unavailable (TOAST placeholder) fields keep their previous value."""
-    base = previous.model_dump() if previous is not None else {}
-    kept = {k: base[k] for k in change.unavailable if k in base}
-    return model.model_validate({**change.fields, **kept})
+    base = previous.model_dump() if previous is not None else None
+    return model.model_validate(keep(change.fields, change.unavailable, base))

@@ -33,7 +33,7 @@ from app.domain.feedback import crm_view
 from app.domain.feedback.kpis import DealClosed, Measure
 from app.domain.feedback.lifecycle import ErpView, crm_fields
 from app.domain.masking import mask_text
-from app.domain.orders import renewals, retention
+from app.domain.orders import renewals, resync, retention
 from app.domain.orders.deal import DealState, Header, Line, OrderRef, Pos, merge
 from app.domain.orders.renewals import RenewalSeen
 from app.domain.orders.validation import Failure, Policy, Resolved, validate
@@ -86,14 +86,18 @@ def decide(state: DealState | None, event: DealChange, refs, policy: Policy, now
     told: list[Output] = []  # a renewal opportunity tells the deal it renews, whoever changed it
     if change is not None:
         before = state.header
+        before_pos = state.header_pos if change.table == "opportunity" else state.line_pos.get(change.row_id)
         outcome = _apply(state, change)
         if outcome is not None:
             return Decision(state, outcome)
+        told += resync.applied(state, change, before_pos, event.lineage, now)
         if change.table == "opportunity_line_item":
             state.line_partitions[change.row_id] = event.lineage.partition
         else:
-            told = renewals.notice(before, state.header, opp, event.lineage)
-        by_service = state.header is not None and state.header.last_modified_by == policy.integration_user
+            told += renewals.notice(before, state.header, opp, event.lineage)
+        by_service = change.by_integration or (
+            state.header is not None and state.header.last_modified_by == policy.integration_user
+        )
         if change.table == "opportunity":
             told += _ownership(state, before, policy, event.lineage, now, by_service)
         if change.table == "opportunity" and by_service:
@@ -139,6 +143,15 @@ def _ownership(
         outputs += [update, command_audit(command_id, state.opportunity_id, [lineage.coordinates], CrmUpdate, now,
                                           "the ERP's values restored over a CRM user's edit")]  # fmt: skip
     return outputs
+
+
+def on_gap(state: DealState | None, item: resync.SourceGap, refs, policy: Policy, now: dt.datetime) -> Decision:
+    """A gap in one of the deal's records: the hole is recorded and the deal judged again (a won deal
+    without an order now waits with AWAITING_RESYNC). A redelivered or superseded gap changes nothing."""
+    state = state if state is not None else DealState(opportunity_id=item.opportunity_id)
+    if not resync.gap(state, item.record_id, item.position):
+        return Decision(state, Outcome.DUPLICATE)
+    return decide(state, DealChange(item.opportunity_id, None, item.lineage, item.delivery), refs, policy, now)
 
 
 def on_renewal(state: DealState | None, item: RenewalSeen, policy: Policy, now: dt.datetime) -> Decision:
@@ -221,6 +234,7 @@ def _evaluate(state: DealState, event: DealChange, refs, policy: Policy, now: dt
     if state.close_pos is None:
         state.close_pos = state.header_pos
     failures, resolved = validate(header, state.lines, refs, policy, now.date())
+    failures += resync.failures(state, refs)
     if failures:
         reasons = {f.reason for f in failures}
         outputs += _settle_exceptions(state, reasons, event, now, resolution="SUPERSEDED")

@@ -7,6 +7,7 @@ from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict
 
+from app.domain.changes import Position
 from app.domain.customer_links import CustomerLink
 from app.domain.orders.deal import Address
 
@@ -49,3 +50,8 @@ class References(Protocol):
     def list_price(self, product_id: str, currency: str) -> Decimal | None: ...
 
     def link(self, account_id: str) -> CustomerLink | None: ...
+
+    def resync_barrier(self, table: str) -> Position | None:
+        """The newest overflow of ``table``'s source entity (an unknown set of its records changed
+        then): a record without a full image newer than it has a hole."""
+        ...

@@ -165,15 +165,23 @@ def test_a_missing_id_column_is_a_problem():
         ({"type": "int", "connect.name": "io.debezium.time.Date"}, Meaning.TIMESTAMP),
         ({"type": "long", "connect.name": "io.debezium.time.MicroTimestamp"}, Meaning.DATE),
         ({"type": "string", "connect.name": "io.debezium.time.ZonedTimestamp"}, Meaning.DECIMAL),
-        ("double", Meaning.INTEGER),
+        ("string", Meaning.INTEGER),
         ("boolean", Meaning.TEXT),
         ({"type": "bytes", "connect.name": "org.apache.kafka.connect.data.Decimal"}, Meaning.DECIMAL),  # no scale
     ],
-    ids=["date-as-timestamp", "timestamp-as-date", "zoned-as-decimal", "double-as-integer", "bool-as-text", "no-scale"],
+    ids=["date-as-timestamp", "timestamp-as-date", "zoned-as-decimal", "string-as-integer", "bool-as-text", "no-scale"],
 )
 def test_writer_types_that_cannot_carry_a_meaning_are_unreadable(avro_type, meaning):
     with pytest.raises(Unreadable):
         reader(writer_column("c", ["null", avro_type]), meaning)
+
+
+def test_a_whole_double_reads_as_an_integer_and_a_fraction_is_refused():
+    """Salesforce number fields (a contract term in months) are doubles on the wire."""
+    read = reader(writer_column("c", ["null", "double"]), Meaning.INTEGER)
+    assert read is not None and read(12.0) == 12
+    with pytest.raises(ValueError, match="not a whole number"):
+        read(12.5)
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,9 @@ import pytest
 from pydantic import BaseModel
 
 from app.cdc.columns import row_columns
-from app.cdc.mapping import MAPPINGS_DIR, UNAVAILABLE, Mapped, mapping_for
+from app.cdc.mapping import ADDRESS_PARTS, MAPPINGS_DIR, UNAVAILABLE, Mapped, mapping_for
 from app.contracts import default_index
+from app.domain.changes import keep
 from app.domain.errors import ReasonCode, SyncError
 from app.domain.orders.deal import Address, Header, Line
 from app.domain.orders.references import Account, Product
@@ -153,11 +154,23 @@ def test_the_unavailable_placeholder_in_a_string_column_is_reported_and_not_mapp
     assert mapped.fields["stage"] == "CLOSED_WON"
 
 
-def test_the_unavailable_placeholder_in_an_address_column_makes_the_whole_address_unavailable():
-    row = decoded("opportunity", sim.with_unavailable(opp_row(), "billing_city"))
+def test_an_address_column_left_unavailable_keeps_that_part_only_and_the_sent_parts_apply():
+    """Only the unsent part keeps its previous value: reporting the whole address unavailable (as before)
+    dropped the street a change had sent beside an unchanged TOASTed city."""
+    row = {**decoded("opportunity", sim.with_unavailable(opp_row(), "billing_city")), "billing_street": "New 1"}
+    mapped = apply("opportunity", row)
+    assert mapped.unavailable == frozenset({"bill_to.city"})
+    assert mapped.fields["bill_to"] == {k: v for k, v in {**sim.ADDRESS, "street": "New 1"}.items() if k != "city"}
+    previous = {"bill_to": {**sim.ADDRESS, "city": "Old Town"}}
+    kept = keep(mapped.fields, mapped.unavailable, previous)
+    assert kept["bill_to"] == {**sim.ADDRESS, "street": "New 1", "city": "Old Town"}
+    assert mapped.fields["ship_to"] == sim.ADDRESS
+
+
+def test_an_address_with_every_part_unavailable_is_unavailable_whole():
+    row = decoded("opportunity", sim.with_unavailable(opp_row(), *(f"billing_{p}" for p in ADDRESS_PARTS)))
     mapped = apply("opportunity", row)
     assert mapped.unavailable == frozenset({"bill_to"}) and "bill_to" not in mapped.fields
-    assert mapped.fields["ship_to"] == sim.ADDRESS
 
 
 def test_the_unavailable_placeholder_as_bytes_is_reported_too():
