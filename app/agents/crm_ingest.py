@@ -107,12 +107,8 @@ class CrmIngest:
         table = self.table_of[msg.topic]
         self.consumed[msg.topic].inc()
         started = time.perf_counter()
-        limit = self.settings.max_cdc_value_bytes
-        if event.value is not None and len(event.value) > limit:
-            raise SyncError(
-                ReasonCode.MESSAGE_TOO_LARGE,
-                f"{len(event.value)} bytes, over CRM_ERP_MAX_CDC_VALUE_BYTES ({limit}): not decoded",
-            )
+        if event.value is not None:
+            self._not_too_large(event.value)
         decoded = None if event.value is None else await self.values.decode(event.value)
         row_key = await self._key_id(event.key)
         seen["correlation_id"] = _deal_of(table, row_key, decoded.value if decoded else None)
@@ -133,6 +129,14 @@ class CrmIngest:
         await self._route(table, change, lineage, replay_headers(event))
         _routed.inc()
 
+    def _not_too_large(self, value: bytes) -> None:
+        limit = self.settings.max_cdc_value_bytes
+        if len(value) > limit:
+            raise SyncError(
+                ReasonCode.MESSAGE_TOO_LARGE,
+                f"{len(value)} bytes, over CRM_ERP_MAX_CDC_VALUE_BYTES ({limit}): not decoded",
+            )
+
     async def _salesforce(self, event, seen: dict[str, str | None]) -> None:
         """A Salesforce change event: one row change per record id, routed as a Debezium row is; a gap
         or an overflow asks for a resync and holds the deals it touches (app/domain/orders/resync.py)."""
@@ -141,12 +145,7 @@ class CrmIngest:
         if event.value is None:
             _tombstones.inc()
             return
-        limit = self.settings.max_cdc_value_bytes
-        if len(event.value) > limit:
-            raise SyncError(
-                ReasonCode.MESSAGE_TOO_LARGE,
-                f"{len(event.value)} bytes, over CRM_ERP_MAX_CDC_VALUE_BYTES ({limit}): not decoded",
-            )
+        self._not_too_large(event.value)
         started = time.perf_counter()
         decoded = await self.values.decode(event.value)
         header = decoded.value.get("ChangeEventHeader") if isinstance(decoded.value, dict) else None
@@ -198,9 +197,8 @@ class CrmIngest:
 
     async def _barrier_known(self, gap: Gap) -> None:
         """Wait (up to BARRIER_WAIT_S) until this worker's reference data holds the overflow, so a deal
-        change routed after it is judged with it: the reference topic is followed by a thread, and a
-        close read right after the overflow was ordered from a state with a hole (the integration
-        test). Other workers follow the topic on their own: there, the window is their lag."""
+        change this worker routes after it is judged with it (the reference topic is followed by a
+        thread). Other workers follow the topic on their own: there, the window is their lag."""
         refs = self.runtime.references
         deadline = time.monotonic() + BARRIER_WAIT_S
         while time.monotonic() < deadline:

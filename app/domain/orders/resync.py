@@ -94,12 +94,16 @@ def last_full(state: DealState, record_id: str) -> Pos | None:
 def holes(state: DealState, barrier: dict[str, Position | None]) -> list[str]:
     """The deal's records whose state has a hole, sorted; ``barrier``: each table's newest overflow."""
     found = set(state.resync)
+    if not any(barrier.values()):  # no overflow ever: the usual case, and every Debezium deal's
+        return sorted(found)
     records = [("opportunity", state.opportunity_id)] if state.header is not None else []
     records += [("opportunity_line_item", line_id) for line_id in state.lines]
     for table, rid in records:
         over = barrier.get(table)
+        if over is None:
+            continue
         last = last_full(state, rid)
-        if over is not None and (last is None or last == NEVER or not last.position().after(over)):
+        if last is None or last == NEVER or not last.position().after(over):
             found.add(rid)
     return sorted(found)
 
