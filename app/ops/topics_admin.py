@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -47,10 +47,22 @@ def _describe(admin: AdminClient, names: list[str]) -> tuple[dict[str, int], dic
     partitions = {n: len(meta[n].partitions) for n in names if n in meta}
     replication = {n: min(len(p.replicas) for p in meta[n].partitions.values()) for n in partitions}
     configs: dict[str, dict[str, str]] = {}
-    if partitions:
-        futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, n) for n in partitions])
+    pending = list(partitions)
+    deadline = time.monotonic() + TIMEOUT_S
+    while pending:
+        futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, n) for n in pending])
+        pending = []
         for res, fut in futures.items():
-            configs[res.name] = {k: v.value for k, v in fut.result(timeout=TIMEOUT_S).items()}
+            try:
+                configs[res.name] = {k: v.value for k, v in fut.result(timeout=TIMEOUT_S).items()}
+            except KafkaException as exc:
+                # a topic just created is listed by one broker before another (asked for its configs)
+                # knows it: seen on the three-broker cluster right after `topics apply`
+                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART or time.monotonic() > deadline:
+                    raise
+                pending.append(res.name)
+        if pending:
+            time.sleep(0.2)
     return partitions, replication, configs
 
 

@@ -97,10 +97,14 @@ def test_a_real_debezium_stream_becomes_orders_and_nothing_is_quarantined(
     crm_db.deal("006-reopen")
     crm_db.deal("006-hard")
     crm_db.deal("006-soft")
-    # a line deleted before the close: the order has the other two
+    # a line deleted before the close: the order has the other two. The lines travel in different
+    # partitions, so the deal may see them in any order: only l1 + l2 may add up to the amount (with
+    # l3 equal to l2, l1 + l3 did too, and a create from them was amended when l2 and the delete came)
     crm_db.opportunity("006-drop", amount="250.00")
-    for n, (product, price) in enumerate((("01t-a", "100.00"), ("01t-b", "50.00"), ("01t-b", "50.00")), 1):
-        crm_db.line(f"006-drop-l{n}", "006-drop", product, 2 if n == 1 else 1, price)
+    for n, (product, price, quantity) in enumerate(
+        (("01t-a", "100.00", 2), ("01t-b", "50.00", 1), ("01t-b", "50.00", 2)), 1
+    ):
+        crm_db.line(f"006-drop-l{n}", "006-drop", product, quantity, price)
     crm_db.sql("DELETE FROM opportunity_line_item WHERE id = '006-drop-l3'")
     crm_db.stage("006-drop", "Closed Won")
     # a description too large to stay inline: TOASTed, so an update that leaves it alone sends the placeholder
