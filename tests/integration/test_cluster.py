@@ -128,7 +128,9 @@ def test_a_broker_killed_mid_stream_loses_splits_and_re_raises_nothing_and_needs
         def opened(msgs) -> bool:
             return {box.decode(m)["alert_id"] for m in msgs if box.decode(m)["state"] == "OPEN"} >= set(gap.values())
 
-        box.collect("sync.drift-alerts", opened, 120, "an open gap alert per invoiced deal")
+        # the invoices queue behind the CDC backlog of their deal-changes partitions: on the loaded CI
+        # machine the 199th gap alert came 59 s after the first, the 200th after more than 120 s
+        box.collect("sync.drift-alerts", opened, 420, "an open gap alert per invoiced deal")
         commands.wait_keys(DEALS // 4, timeout=300, what="before the broker is killed")
         victim = coordinator(box)
         killed_ms = now_ms()
